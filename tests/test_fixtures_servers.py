@@ -1,0 +1,57 @@
+"""Each server fixture serves for real: the control plane answers kubectl, git accepts a push,
+the registry enforces its htpasswd auth."""
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import git
+import pytest
+
+from plinth.localenv.controlplane import LocalControlPlane
+from plinth.localenv.gitdaemon import GitDaemon
+from plinth.localenv.registry import LocalRegistry
+from plinth.localenv.tools import find_tool, tool_env
+
+
+def test_control_plane_serves_the_api_and_runs_controllers(control_plane: LocalControlPlane) -> None:
+    def kubectl(*args: str) -> str:
+        return subprocess.run(
+            [str(find_tool("kubectl")), f"--kubeconfig={control_plane.kubeconfig}", *args],
+            text=True, capture_output=True, check=True, env=tool_env(),
+        ).stdout
+
+    assert "default" in kubectl("get", "namespaces", "-o", "name")
+    kubectl("create", "namespace", "fixture-check")
+    # The controller-manager's serviceaccount controller fills every new namespace.
+    kubectl("-n", "fixture-check", "wait", "--for=jsonpath={.metadata.name}=default",
+            "serviceaccount/default", "--timeout=60s")
+    kubectl("delete", "namespace", "fixture-check", "--wait=true", "--timeout=60s")
+    assert (control_plane.kubeconfig.stat().st_mode & 0o077) == 0
+
+
+def test_git_server_accepts_push_and_serves_clone(git_server: GitDaemon, tmp_path: Path) -> None:
+    git_server.create_repository("fixture.git")
+    work = git.Repo.init(tmp_path / "work", initial_branch="main")
+    (tmp_path / "work" / "README").write_text("hello\n")
+    work.index.add(["README"])
+    commit = work.index.commit("first")
+    work.git.push(git_server.url("fixture.git"), "main")
+    clone = git.Repo.clone_from(git_server.url("fixture.git"), tmp_path / "clone")
+    assert clone.head.commit.hexsha == commit.hexsha
+
+
+def test_registry_requires_its_credentials(oci_registry: LocalRegistry) -> None:
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(f"{oci_registry.url}/v2/_catalog", timeout=5)
+    assert denied.value.code == 401
+    user, password = oci_registry.credentials()
+    request = urllib.request.Request(f"{oci_registry.url}/v2/_catalog")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.load(response) == {"repositories": []}
