@@ -106,10 +106,12 @@ def go_tool(name: str, spec: dict) -> None:
     )
 
     def build(bin_dir: Path) -> None:
-        for binary, package in packages.items():
-            log(f"{name}: go build {package} (first build takes minutes)")
-            run("go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(bin_dir / binary),
-                package, cwd=wrapper, env=GO_ENV)
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = _source_copy(spec, wrapper, Path(tmp)) if "source" in spec else wrapper
+            for binary, package in packages.items():
+                log(f"{name}: go build {package} (first build takes minutes)")
+                run("go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(bin_dir / binary),
+                    package, cwd=workdir, env=GO_ENV)
         for filename, source in files.items():
             module, path = source.split(":")
             info = json.loads(run("go", "mod", "download", "-json", module, env=GO_ENV))
@@ -120,6 +122,25 @@ def go_tool(name: str, spec: dict) -> None:
     target = cached(key, [*packages, *files], build)
     for binary in [*packages, *files]:
         link(target / "bin" / binary, binary)
+
+
+def _source_copy(spec: dict, pins: Path, tmp: Path) -> Path:
+    """A writable copy of `spec['source']` with our pinned go.mod/go.sum and its generate step.
+
+    For modules that embed generated files that are not committed (pulumi-kubernetes embeds
+    schema-embed.json), so they cannot be built straight from the module cache.
+    """
+    info = json.loads(run("go", "mod", "download", "-json", spec["source"], env=GO_ENV))
+    workdir = tmp / "src"
+    shutil.copytree(info["Dir"], workdir)
+    for path in workdir.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o200)
+    workdir.chmod(0o755)
+    shutil.copyfile(pins / "go.mod", workdir / "go.mod")
+    shutil.copyfile(pins / "go.sum", workdir / "go.sum")
+    generate = spec["generate"]
+    run(*generate["run"], cwd=workdir / generate["dir"], env={**GO_ENV, **generate.get("env", {})})
+    return workdir
 
 
 def _usable_on_path(binary: str, version: str) -> bool:

@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources that provision a Plinth platform, one module per concern."""

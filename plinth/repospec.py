@@ -1,0 +1,106 @@
+"""What a GitOps repository is scaffolded from: cluster, environments, apps, registry.
+
+One model for `plinth new` and the Pulumi GitOpsRepo component (the stack config embeds it), so
+both validate the same way and produce the same bytes. Names are DNS-1123 labels: they become
+Kubernetes names and path segments, so nothing valid can escape the target folder or break YAML.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# registry host[:port] then path components, as in the distribution reference grammar
+IMAGE = (
+    r"^(?:[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+REGISTRY = r"^[a-zA-Z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9._-]+)*$"
+
+Name = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppSpec(Strict):
+    """One application: a Deployment + Service in `apps/base/<name>/`."""
+
+    name: Name
+    image: Annotated[str, StringConstraints(pattern=IMAGE, max_length=255)]
+    tag: Annotated[str, StringConstraints(pattern=TAG)] = "latest"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    @classmethod
+    def parse(cls, text: str, **defaults: object) -> AppSpec:
+        """`NAME=IMAGE[:TAG]` as the CLI takes it (a registry port is not taken for a tag)."""
+        name, sep, ref = text.partition("=")
+        if not sep or not name or not ref:
+            raise ValueError(f"app {text!r}: expected NAME=IMAGE[:TAG]")
+        image, tag = ref, None
+        last = ref.rsplit("/", 1)[-1]
+        if ":" in last:
+            image, tag = ref.rsplit(":", 1)
+        return cls.model_validate(
+            {"name": name, "image": image, **({"tag": tag} if tag else {}), **defaults}
+        )
+
+
+class EnvironmentSpec(Strict):
+    """One environment: an overlay in `infrastructure/overlays/<name>/` and `apps/overlays/<name>/`."""
+
+    name: Name
+    replicas: int = Field(default=1, ge=0, le=1000)
+
+    @classmethod
+    def named(cls, name: str) -> EnvironmentSpec:
+        """Production-like names (`prod*`) get two replicas, others one; set it to override."""
+        return cls(name=name, replicas=2 if name.startswith("prod") else 1)
+
+
+class RepoSpec(Strict):
+    """Everything the template is rendered from."""
+
+    cluster: Name
+    cluster_env: Name | None = Field(
+        default=None, description="The environment the cluster runs; default: the first one."
+    )
+    environments: list[EnvironmentSpec] = Field(min_length=1)
+    apps: list[AppSpec] = Field(default_factory=list)
+    registry: Annotated[str, StringConstraints(pattern=REGISTRY)] | None = None
+    controller_version: Annotated[str, StringConstraints(pattern=TAG)] = "0.1.0"
+    source_name: Name = Field(
+        default="gitops", description="Name of the GitRepository the cluster Kustomizations use."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RepoSpec:
+        for label, names in (
+            ("environments", [e.name for e in self.environments]),
+            ("apps", [a.name for a in self.apps]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{label}: duplicate names {dupes}")
+        if self.cluster_env is not None and self.cluster_env not in self.env_names:
+            raise ValueError(f"cluster_env {self.cluster_env!r} is not one of {self.env_names}")
+        return self
+
+    @property
+    def env_names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+    @property
+    def active_env(self) -> str:
+        return self.cluster_env or self.environments[0].name
+
+    def image_of(self, app: AppSpec) -> str:
+        """The app's image, under the registry when the image names no registry host itself."""
+        first = app.image.split("/", 1)[0]
+        has_host = "/" in app.image and ("." in first or ":" in first or first == "localhost")
+        if self.registry and not has_host:
+            return f"{self.registry}/{app.image}"
+        return app.image

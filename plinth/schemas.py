@@ -1,0 +1,145 @@
+"""Validate rendered objects against the Kubernetes OpenAPI schemas and CRD schemas.
+
+kustomize happily renders wrong field types and unknown fields; the API server would reject or
+silently prune them. Checking offline, strictly (unknown fields are errors, as with
+`kubectl --validate=strict`), lets `plinth render`/`validate` fail a pull request instead.
+"""
+from __future__ import annotations
+
+import copy
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from plinth.render import origin_of
+
+KUBERNETES_VERSION = "1.33.0"
+PLINTH_CRDS = Path(__file__).resolve().parent.parent / "sync_controller" / "crds"
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # the file the object came from, or the rendered path
+    obj: str  # Kind namespace/name
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.obj}: {self.message}"
+
+
+def describe(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    ns = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind', '?')} {ns}{meta.get('name', '?')}"
+
+
+def load_crds(paths: Iterable[Path] = ()) -> list[dict[str, Any]]:
+    """The Plinth CRDs, plus CRDs from `paths` (files or folders of YAML)."""
+    files = sorted(PLINTH_CRDS.glob("*.yaml"))
+    for path in paths:
+        files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
+    crds = []
+    for file in files:
+        for doc in yaml.safe_load_all(file.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                crds.append(doc)
+    return crds
+
+
+class SchemaSet:
+    """Looks up a schema per apiVersion/kind: CRDs first, then the built-in Kubernetes kinds."""
+
+    def __init__(self, crds: Iterable[dict[str, Any]],
+                 kubernetes_version: str = KUBERNETES_VERSION) -> None:
+        self.kubernetes_version = kubernetes_version
+        self._crd: dict[tuple[str, str], dict[str, Any]] = {}
+        for crd in crds:
+            self.add_crd(crd)
+
+    def add_crd(self, crd: dict[str, Any]) -> None:
+        spec = crd.get("spec") or {}
+        group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
+        for version in spec.get("versions") or []:
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if group and kind and schema:
+                self._crd[(f"{group}/{version['name']}", kind)] = _strict(schema)
+
+    def validate(self, obj: dict[str, Any], where: str) -> list[Problem]:
+        name = describe(obj)
+        if not isinstance(obj.get("apiVersion"), str) or not isinstance(obj.get("kind"), str):
+            return [Problem(where, name, "apiVersion and kind must be strings")]
+        schema = self._crd.get((obj["apiVersion"], obj["kind"]))
+        if schema is not None:
+            validator = jsonschema.Draft7Validator(schema)
+            return [Problem(where, name, f"{_path(err.absolute_path)}: {err.message}")
+                    for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.path))]
+        try:
+            kubernetes_validate.validate(obj, self.kubernetes_version, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            return [Problem(where, name, f"{_path(err.path)}: {err.message}")]
+        except kubernetes_validate.SchemaNotFoundError:
+            return [Problem(where, name,
+                            f"no schema for {obj['apiVersion']} {obj['kind']}: not a Kubernetes "
+                            "kind and no CRD for it is known (add it with --crd)")]
+        return []
+
+
+def validate_objects(objects: list[dict[str, Any]], rendered_path: str,
+                     crds: Iterable[dict[str, Any]] = ()) -> list[Problem]:
+    """Every problem of every object; CRDs in the same render count (CRD + CR in one commit)."""
+    schemas = SchemaSet([*crds, *(o for o in objects if o.get("kind") == "CustomResourceDefinition")])
+    problems: list[Problem] = []
+    for obj in objects:
+        clean = _without_origin(obj)
+        origin = origin_of(obj)
+        where = posixpath.normpath(posixpath.join(rendered_path, origin)) if origin else rendered_path
+        problems.extend(schemas.validate(clean, where))
+    return problems
+
+
+def _without_origin(obj: dict[str, Any]) -> dict[str, Any]:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if "config.kubernetes.io/origin" not in annotations:
+        return obj
+    clean = copy.deepcopy(obj)
+    del clean["metadata"]["annotations"]["config.kubernetes.io/origin"]
+    if not clean["metadata"]["annotations"]:
+        del clean["metadata"]["annotations"]
+    return clean
+
+
+def _path(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(object)"
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """As the API server prunes unknown fields of a structural schema, treat them as errors."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        if (node.get("type") == "object" and "properties" in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+                and "additionalProperties" not in node):
+            node["additionalProperties"] = False
+        for key in ("properties", "patternProperties"):
+            for child in (node.get(key) or {}).values():
+                walk(child)
+        for key in ("items", "additionalProperties", "not"):
+            walk(node.get(key))
+        for key in ("allOf", "anyOf", "oneOf"):
+            for child in node.get(key) or []:
+                walk(child)
+
+    walk(schema)
+    return schema
