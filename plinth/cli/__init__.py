@@ -4,7 +4,10 @@ from __future__ import annotations
 import click
 
 from plinth import __version__
+from plinth.cli.diff import diff_command
 from plinth.cli.local import local
+from plinth.cli.new import new
+from plinth.cli.render import render_command, validate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,7 +16,8 @@ def cli() -> None:
     """Plinth bootstraps and versions a whole GitOps environment from code."""
 
 
-cli.add_command(local)
+for command in (new, render_command, validate, diff_command, local):
+    cli.add_command(command)
 
 
 def main() -> None:

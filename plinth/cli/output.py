@@ -1,0 +1,42 @@
+"""How commands talk to people and machines: rich on a TTY, plain text otherwise.
+
+User errors end with a one-line message and exit code 2 (as `diff` does), never a traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+console = Console(soft_wrap=True, highlight=False)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file: object = None) -> None:
+        err_console.print(f"[bold red]error:[/] {self.format_message()}", markup=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write all or nothing: a failure leaves no partial output file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def echo_raw(text: str) -> None:
+    """Machine output (YAML, JSON) goes to stdout untouched by rich."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
