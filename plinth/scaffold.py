@@ -174,7 +174,7 @@ def _read_manifest(target: Path) -> dict[str, str]:
     try:
         body = json.loads(path.read_text())
         return {str(k): str(v) for k, v in body["files"].items()}
-    except (ValueError, KeyError, AttributeError) as err:
+    except (ValueError, KeyError, AttributeError, TypeError) as err:
         raise ScaffoldError(f"{MANIFEST}: not a scaffold manifest ({err})") from err
 
 

@@ -142,4 +142,9 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
                 walk(child)
 
     walk(schema)
+    # apiVersion, kind and metadata are always allowed at the root, whatever the CRD lists.
+    props = schema.setdefault("properties", {})
+    props.setdefault("apiVersion", {"type": "string"})
+    props.setdefault("kind", {"type": "string"})
+    props.setdefault("metadata", {"type": "object"})
     return schema

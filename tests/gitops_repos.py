@@ -1,0 +1,37 @@
+"""Small GitOps trees for tests, written as files (and committed when a test needs history)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import git
+import yaml
+
+
+def write_tree(root: Path, files: dict[str, str | dict[str, object] | list[dict[str, object]]]) -> Path:
+    """Write files; a dict or list of dicts is dumped as YAML (a list as a multi-doc stream)."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content)
+        elif isinstance(content, list):
+            path.write_text(yaml.safe_dump_all(content, sort_keys=False))
+        else:
+            path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return root
+
+
+def commit_all(root: Path, message: str) -> str:
+    repo = git.Repo(root) if (root / ".git").exists() else git.Repo.init(root, initial_branch="main")
+    repo.git.add(A=True)
+    return str(repo.index.commit(message).hexsha)
+
+
+def kustomization(*resources: str, **extra: object) -> dict[str, object]:
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": list(resources), **extra}
+
+
+def configmap(name: str, data: dict[str, str], namespace: str = "apps") -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace}, "data": data}

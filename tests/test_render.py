@@ -1,0 +1,147 @@
+"""`plinth render` / `validate`: the real kustomize's bytes, strict schemas, hermetic sources."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from plinth.cli import cli
+from plinth.cli.render import find_overlays
+from plinth.localenv.tools import tool_env
+from tests.gitops_repos import commit_all, configmap, kustomization, write_tree
+
+pytestmark = pytest.mark.usefixtures("kubectl")
+
+
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("scaffolded") / "gitops"
+    result = CliRunner().invoke(cli, [
+        "new", str(repo), "--cluster", "local", "--env", "dev", "--env", "staging", "--env",
+        "prod", "--app", "web=ghcr.io/acme/web:1.2.3", "--app", "api=acme/api:2.0.0",
+        "--registry", "registry.acme.test:5000"])
+    assert result.exit_code == 0, result.output
+    return repo
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_every_overlay_of_a_fresh_scaffold_renders_and_validates(scaffolded: Path) -> None:
+    overlays = [p.relative_to(scaffolded).as_posix() for p in find_overlays(scaffolded)]
+    assert overlays == ["apps/overlays/dev", "apps/overlays/prod", "apps/overlays/staging",
+                        "clusters/local", "infrastructure/overlays/dev",
+                        "infrastructure/overlays/prod", "infrastructure/overlays/staging"]
+    code, out, _ = run("validate", str(scaffolded))
+    assert code == 0, out
+    assert "7 of 7 overlays valid" in out
+
+
+def test_render_output_is_exactly_kubectl_kustomize(scaffolded: Path, kubectl: Path) -> None:
+    overlay = scaffolded / "apps/overlays/prod"
+    expected = subprocess.run([str(kubectl), "kustomize", str(overlay)], capture_output=True,
+                              text=True, check=True, env=tool_env()).stdout
+    code, out, _ = run("render", str(overlay))
+    assert code == 0
+    assert out == expected
+    assert "image: registry.acme.test:5000/acme/api:2.0.0" in out
+
+
+def test_render_a_git_revision(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", {
+        "app/kustomization.yaml": kustomization("cm.yaml"),
+        "app/cm.yaml": configmap("settings", {"colour": "blue"})})
+    first = commit_all(repo, "blue")
+    write_tree(repo, {"app/cm.yaml": configmap("settings", {"colour": "green"})})
+    commit_all(repo, "green")
+    write_tree(repo, {"app/cm.yaml": configmap("settings", {"colour": "uncommitted"})})
+    assert "colour: blue" in run("render", str(repo / "app"), "--rev", first)[1]
+    assert "colour: green" in run("render", str(repo / "app"), "--rev", "HEAD")[1]
+    assert "colour: uncommitted" in run("render", str(repo / "app"))[1]
+    code, _, err = run("render", str(repo / "app"), "--rev", "no-such-rev")
+    assert code == 2 and "unknown revision 'no-such-rev'" in err
+
+
+BAD_INPUTS = {
+    "malformed_yaml": ({"o/kustomization.yaml": kustomization("cm.yaml"),
+                        "o/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"},
+                       "o: kustomize:"),
+    "missing_base": ({"o/kustomization.yaml": kustomization("../base")}, "o: kustomize:"),
+    "path_escape": ({"o/kustomization.yaml": kustomization("../../outside")},
+                    "o/kustomization.yaml: resources entry '../../outside' resolves outside"),
+    "symlink_escape": ({"o/kustomization.yaml": kustomization("link.yaml")},
+                       "o/kustomization.yaml: resources entry 'link.yaml' resolves outside"),
+    "remote_base": ({"o/kustomization.yaml": kustomization(
+        "https://github.com/acme/gitops//base?ref=v1")},
+        "remote reference; remote bases are disabled"),
+    "helm_chart": ({"o/kustomization.yaml": kustomization(
+        helmCharts=[{"name": "redis", "repo": "https://charts.example"}])},
+        "helmCharts pull charts from the network"),
+    "unknown_crd_field": ({"o/kustomization.yaml": kustomization("ks.yaml"), "o/ks.yaml": {
+        "apiVersion": "plinth.dev/v1", "kind": "Kustomization",
+        "metadata": {"name": "apps", "namespace": "plinth-system"},
+        "spec": {"sourceRef": {"name": "gitops"}, "path": "./apps", "prunes": True}}},
+        "o/ks.yaml: Kustomization plinth-system/apps: spec: Additional properties are not "
+        "allowed ('prunes' was unexpected)"),
+    "wrong_field_type": ({"o/kustomization.yaml": kustomization("deploy.yaml"),
+                          "o/deploy.yaml": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                            "metadata": {"name": "web"},
+                                            "spec": {"replicas": "two", "selector": {},
+                                                     "template": {}}}},
+                         "o/deploy.yaml: Deployment web: spec.replicas: 'two' is not of type"),
+    "unknown_kind": ({"o/kustomization.yaml": kustomization("x.yaml"),
+                      "o/x.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
+                                   "metadata": {"name": "w"}}},
+                     "no schema for example.com/v1 Widget"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_fails_clearly_and_writes_nothing(case: str, tmp_path: Path) -> None:
+    files, message = BAD_INPUTS[case]
+    repo = write_tree(tmp_path / "repo", files)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "kustomization.yaml").write_text("resources: []\n")
+    (repo / "o" / "link.yaml").symlink_to(tmp_path / "outside" / "kustomization.yaml")
+    commit_all(repo, case)
+    out_file = tmp_path / "out.yaml"
+    code, out, err = run("render", str(repo / "o"), "-o", str(out_file))
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and out == ""
+    assert not out_file.exists()
+    assert list(tmp_path.glob(".out.yaml*")) == []
+
+
+def test_crd_and_its_custom_resource_in_one_render_validate(tmp_path: Path) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "widgets.example.com"},
+           "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                        "openAPIV3Schema": {"type": "object", "properties": {
+                            "spec": {"type": "object",
+                                     "properties": {"size": {"type": "integer"}}}}}}}]}}
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget",
+              "metadata": {"name": "w", "namespace": "apps"}, "spec": {"size": 3}}
+    repo = write_tree(tmp_path / "repo", {"o/kustomization.yaml": kustomization("crd.yaml", "w.yaml"),
+                                          "o/crd.yaml": crd, "o/w.yaml": widget})
+    assert run("render", str(repo / "o"))[0] == 0
+    write_tree(repo, {"o/w.yaml": {**widget, "spec": {"size": "big"}}})
+    code, _, err = run("render", str(repo / "o"))
+    assert code == 2 and "Widget apps/w: spec.size: 'big' is not of type 'integer'" in err
+
+
+def test_validate_reports_each_broken_overlay(scaffolded: Path, tmp_path: Path) -> None:
+    import shutil
+
+    repo = tmp_path / "gitops"
+    shutil.copytree(scaffolded, repo)
+    (repo / "apps/overlays/staging/kustomization.yaml").write_text("resources: [../../nope\n")
+    code, out, _ = run("validate", str(repo))
+    assert code == 1
+    assert "FAIL apps/overlays/staging" in out and "6 of 7 overlays valid" in out
