@@ -14,6 +14,7 @@ import pytest
 
 from plinth.localenv.controlplane import LocalControlPlane
 from plinth.localenv.gitdaemon import GitDaemon
+from plinth.localenv.githttp import GitHttpServer
 from plinth.localenv.registry import LocalRegistry
 from plinth.localenv.tools import find_tool, tool_env
 
@@ -55,3 +56,25 @@ def test_registry_requires_its_credentials(oci_registry: LocalRegistry) -> None:
     request.add_header("Authorization", f"Basic {token}")
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.load(response) == {"repositories": []}
+
+
+def test_git_http_server_requires_credentials(git_http_server: GitHttpServer,
+                                              tmp_path: Path) -> None:
+    git_http_server.create_repository("http.git")
+    url = git_http_server.url("http.git")
+    denied = subprocess.run(["git", "ls-remote", url], capture_output=True, text=True,
+                            env={**tool_env(), "GIT_TERMINAL_PROMPT": "0"})
+    assert denied.returncode != 0
+    user, password = git_http_server.credentials()
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    env = {**tool_env(), "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_COUNT": "1",
+           "GIT_CONFIG_KEY_0": "http.extraHeader",
+           "GIT_CONFIG_VALUE_0": f"Authorization: Basic {auth}"}
+    work = git.Repo.init(tmp_path / "w", initial_branch="main")
+    (tmp_path / "w" / "f").write_text("x" * 2_000_000)  # over http.postBuffer: chunked push
+    work.index.add(["f"])
+    sha = work.index.commit("big").hexsha
+    work.git.push(url, "main", env=env)
+    listed = subprocess.run(["git", "ls-remote", url], capture_output=True, text=True, env=env,
+                            check=True).stdout
+    assert f"{sha}\trefs/heads/main" in listed

@@ -1,0 +1,40 @@
+"""Semver constraints pick the tag a Flux user would expect."""
+from __future__ import annotations
+
+import pytest
+
+from plinth.semver_range import ConstraintError, parse_constraint
+
+TAGS = ["v0.9.0", "1.0.0", "1.2.0", "1.2.5", "v1.3.0-rc.1", "1.10.0", "2.0.0", "2.1.0+build.7",
+        "latest", "main-abc123"]
+
+
+@pytest.mark.parametrize(("constraint", "best"), [
+    (">=1.0.0 <2.0.0", "1.10.0"),
+    (">=1.0.0, <2.0.0", "1.10.0"),
+    ("^1.2", "1.10.0"),
+    ("~1.2", "1.2.5"),
+    ("~1.2.0", "1.2.5"),
+    ("1.2.x", "1.2.5"),
+    ("1.x", "1.10.0"),
+    ("*", "2.1.0+build.7"),
+    ("1.0 - 1.2", "1.2.5"),
+    ("<1.0.0 || >=2.0.0 <2.1.0", "2.0.0"),
+    ("=1.2.0", "1.2.0"),
+    ("^0.9", "v0.9.0"),
+    (">3.0.0", None),
+])
+def test_best_tag(constraint: str, best: str | None) -> None:
+    assert parse_constraint(constraint).best(TAGS) == best
+
+
+def test_prereleases_are_opt_in() -> None:
+    constraint = parse_constraint(">=1.2.5 <1.4.0")
+    assert constraint.best(TAGS) == "1.2.5"
+    assert constraint.best(TAGS, prereleases=True) == "v1.3.0-rc.1"
+
+
+@pytest.mark.parametrize("bad", ["", ">=one", "^", "1.2.3.4", ">=1.x"])
+def test_unparseable_constraint_is_an_error(bad: str) -> None:
+    with pytest.raises(ConstraintError):
+        parse_constraint(bad)
