@@ -1,0 +1,249 @@
+"""Fetch a git repository at a ref and keep a checked-out artifact per revision.
+
+Shallow where git allows it, one cache per GitRepository object, one artifact folder per
+revision. Credentials reach git only through the environment (never argv, never a URL), and
+every error message is scrubbed of them before it can reach a log or a status.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from plinth.semver_range import ConstraintError, parse_constraint
+
+KEEP_ARTIFACTS = 2
+
+
+class SourceError(Exception):
+    """Fetching failed; the message is safe to show (no credentials)."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    branch: str | None = None
+    tag: str | None = None
+    semver: str | None = None
+    commit: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, str] | None) -> Ref:
+        spec = spec or {}
+        ref = cls(spec.get("branch"), spec.get("tag"), spec.get("semver"), spec.get("commit"))
+        return ref if any((ref.branch, ref.tag, ref.semver, ref.commit)) else cls(branch="main")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """From the GitRepository's Secret: username/password, bearerToken, or identity/known_hosts."""
+
+    username: str | None = None
+    password: str | None = None
+    bearer_token: str | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+
+    @classmethod
+    def from_secret_data(cls, data: dict[str, str]) -> Credentials:
+        def value(key: str) -> str | None:
+            raw = data.get(key)
+            return base64.b64decode(raw).decode() if raw else None
+
+        return cls(value("username"), value("password"), value("bearerToken"),
+                   value("identity"), value("known_hosts"))
+
+    def secrets(self) -> list[str]:
+        values = [self.password, self.bearer_token, self.identity]
+        if self.username and self.password:
+            values.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
+        return [v for v in values if v]
+
+
+@dataclass(frozen=True)
+class Artifact:
+    revision: str  # "<ref>@sha1:<hash>", or "sha1:<hash>" for a bare commit
+    commit: str
+    path: Path
+
+
+class GitSource:
+    """The cache of one GitRepository object under `cache_dir`."""
+
+    def __init__(self, cache_dir: Path, url: str, credentials: Credentials | None = None,
+                 timeout: float = 60.0) -> None:
+        self.cache_dir = cache_dir
+        self.url = url
+        self.credentials = credentials or Credentials()
+        self.timeout = timeout
+        self.mirror = cache_dir / "repo.git"
+        self.artifacts = cache_dir / "artifacts"
+
+    def fetch(self, ref: Ref) -> Artifact:
+        """Resolve `ref` on the remote, fetch that commit if new, and return its artifact."""
+        with self._git_env() as env:
+            repo = self._repo()
+            name, commit = self._resolve(repo, ref, env)
+            if not self._has(repo, commit):
+                self._fetch_commit(repo, name, commit, ref.commit is not None, env)
+        revision = f"{_short_ref(name)}@sha1:{commit}" if name else f"sha1:{commit}"
+        return Artifact(revision, commit, self._artifact(repo, commit))
+
+    def _repo(self) -> git.Repo:
+        if (self.mirror / "HEAD").exists():
+            return git.Repo(self.mirror)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return git.Repo.init(self.mirror, bare=True)
+
+    def _run(self, repo: git.Repo, *args: str, env: dict[str, str]) -> str:
+        try:
+            return str(repo.git.execute(["git", *args], env=env,
+                                        kill_after_timeout=self.timeout))
+        except git.GitCommandError as err:
+            raise SourceError(self._scrub(f"git {args[0]} failed: {err.stderr.strip()}")) from None
+
+    def _resolve(self, repo: git.Repo, ref: Ref, env: dict[str, str]) -> tuple[str | None, str]:
+        if ref.commit:
+            return (f"refs/heads/{ref.branch}" if ref.branch else None), ref.commit
+        listing = self._run(repo, "ls-remote", "--", self.url, env=env)
+        refs = {}
+        for line in listing.splitlines():
+            listed, _, refname = line.partition("\t")
+            refs[refname] = listed
+        if ref.semver:
+            tags = [n.removeprefix("refs/tags/") for n in refs
+                    if n.startswith("refs/tags/") and not n.endswith("^{}")]
+            try:
+                best = parse_constraint(ref.semver).best(tags)
+            except ConstraintError as err:
+                raise SourceError(str(err)) from None
+            if best is None:
+                raise SourceError(f"no tag matches semver {ref.semver!r} (tags: {len(tags)})")
+            name = f"refs/tags/{best}"
+        elif ref.tag:
+            name = f"refs/tags/{ref.tag}"
+        else:
+            name = f"refs/heads/{ref.branch}"
+        # An annotated tag lists its object and, peeled (^{}), the commit it points at.
+        sha = refs.get(f"{name}^{{}}") or refs.get(name)
+        if sha is None:
+            raise SourceError(f"{_short_ref(name)} not found in {self._scrub(self.url)}")
+        return name, sha
+
+    @staticmethod
+    def _has(repo: git.Repo, commit: str) -> bool:
+        try:
+            return repo.commit(commit).type == "commit"
+        except (ValueError, git.BadName):
+            return False
+
+    def _fetch_commit(self, repo: git.Repo, name: str | None, commit: str, pinned: bool,
+                      env: dict[str, str]) -> None:
+        """Shallow for a branch tip or a tag; history when a pinned commit may lie behind."""
+        if name is not None:
+            self._run(repo, "fetch", *self._depth(repo, shallow=not pinned), "--", self.url,
+                      name, env=env)
+        else:
+            try:  # servers that allow fetching a reachable commit by id
+                self._run(repo, "fetch", "--depth=1", "--", self.url, commit, env=env)
+            except SourceError:
+                pass
+        if not self._has(repo, commit):
+            self._run(repo, "fetch", *self._depth(repo, shallow=False), "--", self.url,
+                      "+refs/heads/*:refs/remotes/origin/*", env=env)
+        if not self._has(repo, commit):
+            raise SourceError(f"commit {commit} not found in {self._scrub(self.url)}")
+
+    @staticmethod
+    def _depth(repo: git.Repo, shallow: bool) -> list[str]:
+        if shallow:
+            return ["--depth=1"]
+        return ["--unshallow"] if (Path(repo.git_dir) / "shallow").exists() else []
+
+    def _artifact(self, repo: git.Repo, commit: str) -> Path:
+        full = repo.commit(commit).hexsha
+        target = self.artifacts / full
+        if not target.exists():
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.artifacts))
+            buffer = io.BytesIO()
+            repo.archive(buffer, treeish=full, format="tar")
+            buffer.seek(0)
+            with tarfile.open(fileobj=buffer) as tar:
+                tar.extractall(staging, filter="data")
+            staging.rename(target)
+        self._prune_artifacts(keep=target)
+        return target
+
+    def _prune_artifacts(self, keep: Path) -> None:
+        entries = sorted((p for p in self.artifacts.iterdir() if p != keep and not
+                          p.name.startswith(".")), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[KEEP_ARTIFACTS - 1:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.credentials.secrets():
+            text = text.replace(secret, "***")
+        # user:password@ in a URL someone wrote into spec.url
+        return _strip_userinfo(text)
+
+    class _Env:
+        def __init__(self, env: dict[str, str], tmp: tempfile.TemporaryDirectory[str] | None):
+            self.env, self.tmp = env, tmp
+
+        def __enter__(self) -> dict[str, str]:
+            return self.env
+
+        def __exit__(self, *exc: object) -> None:
+            if self.tmp is not None:
+                self.tmp.cleanup()
+
+    def _git_env(self) -> GitSource._Env:
+        """Credentials as git config in the environment (git >= 2.31): never on a command line."""
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+               "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false",
+               "GIT_CONFIG_NOSYSTEM": "1"}
+        config: list[tuple[str, str]] = []
+        creds = self.credentials
+        if creds.bearer_token:
+            config.append(("http.extraHeader", f"Authorization: Bearer {creds.bearer_token}"))
+        elif creds.username and creds.password:
+            token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+            config.append(("http.extraHeader", f"Authorization: Basic {token}"))
+        tmp = None
+        if creds.identity:
+            tmp = tempfile.TemporaryDirectory(prefix="plinth-ssh-")
+            key = Path(tmp.name) / "identity"
+            key.write_text(creds.identity if creds.identity.endswith("\n")
+                           else creds.identity + "\n")
+            key.chmod(0o600)
+            known = Path(tmp.name) / "known_hosts"
+            known.write_text(creds.known_hosts or "")
+            env["GIT_SSH_COMMAND"] = (
+                f"ssh -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known} "
+                f"-o StrictHostKeyChecking=yes -o BatchMode=yes")
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for i, (key_name, value) in enumerate(config):
+            env[f"GIT_CONFIG_KEY_{i}"] = key_name
+            env[f"GIT_CONFIG_VALUE_{i}"] = value
+        return GitSource._Env(env, tmp)
+
+
+def _short_ref(name: str | None) -> str:
+    if name is None:
+        return ""
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _strip_userinfo(text: str) -> str:
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
