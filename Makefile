@@ -8,6 +8,7 @@ up: setup
 	scripts/main-job
 
 test: setup
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -m "e2e or not e2e"
 
 unit: setup

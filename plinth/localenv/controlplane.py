@@ -59,13 +59,15 @@ class LocalControlPlane:
 
     def start(self, timeout: float = 90.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        ports = self._ports()
+        ports = self._choose_ports()
         pki = self.state_dir / "pki"
         ca = CertificateAuthority(pki)
         serving = ca.issue("apiserver", "kube-apiserver",
                            server_hosts=("127.0.0.1", "localhost", "kubernetes.default.svc"))
         admin = ca.issue("admin", "plinth-admin", organization="system:masters")
-        kcm = ca.issue("controller-manager", "system:kube-controller-manager")
+        # Controllers act with this identity (no per-controller service accounts locally).
+        kcm = ca.issue("controller-manager", "system:kube-controller-manager",
+                       organization="system:masters")
         sa = service_account_keys(pki)
         self._write_kubeconfig(self.kubeconfig, ca.pair, admin, ports)
         kcm_kubeconfig = self.state_dir / "controller-manager.kubeconfig"
@@ -92,10 +94,14 @@ class LocalControlPlane:
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _ports(self) -> Ports:
+        return Ports(**json.loads(self._ports_file.read_text()))
+
+    def _choose_ports(self) -> Ports:
+        """The old ports while any of our servers runs or while nobody else took them."""
         if self._ports_file.exists():
-            ports = Ports(**json.loads(self._ports_file.read_text()))
-            taken = [p for p in asdict(ports).values() if port_open(p)]
-            if self.running() or not taken:
+            ports = self._ports()
+            ours = any(p.running() for p in (self.etcd, self.apiserver, self.controller_manager))
+            if ours or not any(port_open(p) for p in asdict(ports).values()):
                 return ports
         ports = Ports.pick()
         self.state_dir.mkdir(parents=True, exist_ok=True)

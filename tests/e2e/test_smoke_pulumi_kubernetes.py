@@ -44,7 +44,7 @@ def test_up_is_idempotent_and_destroy_removes_everything(
     assert client_key not in first.stdout + first.stderr
 
     cm = json.loads(kubectl(control_plane, "-n", "plinth-smoke", "get", "configmap",
-                            "greeting", "-o", "json").stdout)
+                            "greeting", "-o", "json", "--show-managed-fields").stdout)
     assert cm["data"] == {"message": "hello from pulumi"}
     assert any(f["manager"] == "pulumi-kubernetes" or f["manager"].startswith("pulumi")
                for f in cm["metadata"]["managedFields"])
