@@ -41,7 +41,7 @@ def start(state: Path) -> None:
         plane.start()
     except (ToolMissing, ServerStartError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(str(plane.kubeconfig))
+    click.echo(str(plane.kubeconfig.resolve()))
 
 
 @local.command()
