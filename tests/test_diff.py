@@ -128,3 +128,63 @@ def test_error_exits_two_without_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["diff", str(tmp_path / "nope"), str(tmp_path)])
     assert result.exit_code == 2
     assert "no such overlay directory" in result.stderr and "Traceback" not in result.output
+
+
+def test_text_output_keeps_bracketed_paths(tmp_path: Path) -> None:
+    a, b = overlays(tmp_path, [deployment()], [deployment(replicas=2, env=[
+        {"name": "A", "value": "[x]"}, {"name": "B", "value": "2"}])])
+    result = CliRunner().invoke(cli, ["diff", a, b])
+    assert 'spec.template.spec.containers[name=web].env[name=A].value: "1" -> "[x]"' \
+        in result.stdout
+
+
+STACKS = {
+    "one": {"config": {"aws:region": "eu-west-1", "plinth:gitops": {
+        "cluster": "c1", "environments": [{"name": "dev"}],
+        "apps": [{"name": "web", "image": "acme/web", "tag": "1.0.0"}]}}},
+    "two": {"config": {"plinth:gitops": {
+        "cluster": "c1", "environments": [{"name": "dev", "replicas": 3}],
+        "apps": [{"name": "web", "image": "acme/web", "tag": "1.1.0"}]}}},
+    "bad": {"config": {"plinth:gitops": {
+        "cluster": "c1", "environments": [{"name": "dev", "replicas": "many"}]}}},
+}
+
+
+def stacks_project(tmp_path: Path) -> Path:
+    return write_tree(tmp_path, {f"stacks/Pulumi.{n}.yaml": d for n, d in STACKS.items()})
+
+
+def test_stacks_diff_by_their_scaffolded_output(tmp_path: Path) -> None:
+    project = stacks_project(tmp_path)
+    result = CliRunner().invoke(cli, ["diff", "--project", str(project), "--stack", "one",
+                                      "--stack", "two", "--output", "json"])
+    assert result.exit_code == 1, result.output
+    (web,) = [o for o in json.loads(result.stdout)["objects"] if o["kind"] == "Deployment"]
+    assert {"path": "spec.replicas", "old": 1, "new": 3} in web["changes"]
+    assert {"path": "spec.template.spec.containers[name=web].image", "old": "acme/web:1.0.0",
+            "new": "acme/web:1.1.0"} in web["changes"]
+    same = CliRunner().invoke(cli, ["diff", "--project", str(project), "--stack", "one",
+                                    "--stack", "one"])
+    assert same.exit_code == 0
+
+
+def test_stack_against_an_overlay(tmp_path: Path) -> None:
+    project = stacks_project(tmp_path)
+    write_tree(tmp_path, {"o/kustomization.yaml": kustomization("cm.yaml"),
+                          "o/cm.yaml": configmap("c", {"k": "v"})})
+    result = CliRunner().invoke(cli, ["diff", "--project", str(project), "--stack", "one",
+                                      str(tmp_path / "o"), "--output", "json"])
+    assert result.exit_code == 1
+    statuses = {o["status"] for o in json.loads(result.stdout)["objects"]}
+    assert statuses == {"added", "removed"}
+
+
+def test_invalid_stack_config_names_file_and_key(tmp_path: Path) -> None:
+    project = stacks_project(tmp_path)
+    result = CliRunner().invoke(cli, ["diff", "--project", str(project), "--stack", "bad",
+                                      "--stack", "one"])
+    assert result.exit_code == 2
+    assert "Pulumi.bad.yaml: plinth:gitops.environments.0.replicas='many'" in result.stderr
+    missing = CliRunner().invoke(cli, ["diff", "--project", str(project), "--stack", "nope",
+                                       "--stack", "one"])
+    assert missing.exit_code == 2 and "no such stack file" in missing.stderr

@@ -6,11 +6,21 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from plinth.cli.output import UserError, console, echo_raw
 from plinth.cli.render import allow_remote_option
 from plinth.diff import ObjectDiff, diff_objects
+from plinth.gitops_output import render_repo_spec
 from plinth.render import RenderError, render
+from plinth.stack_config import StackConfigError, load_stack
+
+
+def load_stack_side(name: str, project: Path) -> list[dict[str, Any]]:
+    try:
+        return render_repo_spec(load_stack(project, name).gitops)
+    except (StackConfigError, RenderError) as err:
+        raise UserError(str(err)) from err
 
 
 def load_side(spec: str, allow_remote: bool) -> list[dict[str, Any]]:
@@ -37,32 +47,47 @@ def print_text(diffs: list[ObjectDiff]) -> None:
     for d in diffs:
         mark, style = marks[d.status]
         moved = f" (from namespace {d.moved_from})" if d.moved_from else ""
-        console.print(f"[{style}]{mark} {d.status:<7}[/] {d.key}{moved}")
+        console.print(f"[{style}]{mark} {d.status:<7}[/] " + escape(f"{d.key}{moved}"))
         for change in d.changes:
-            console.print(f"    {change.path}: {_format(change.old)} -> {_format(change.new)}")
+            console.print(escape(
+                f"    {change.path}: {_format(change.old)} -> {_format(change.new)}"))
     counts = {s: sum(d.status == s for d in diffs) for s in marks}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     console.print(f"{len(diffs)} objects differ: {summary}" if diffs else "no differences")
 
 
 @click.command(name="diff")
-@click.argument("a")
-@click.argument("b")
+@click.argument("a", required=False)
+@click.argument("b", required=False)
+@click.option("--stack", "stacks", multiple=True, metavar="NAME",
+              help="A side given as a stack: its scaffolded GitOps output (repeat for both).")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="The Pulumi project whose stacks/ --stack reads.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @allow_remote_option
-def diff_command(a: str, b: str, output: str, allow_remote: bool) -> None:
+def diff_command(a: str | None, b: str | None, stacks: tuple[str, ...], project: Path,
+                 output: str, allow_remote: bool) -> None:
     """Compare A and B object by object and field by field.
 
-    A and B are each an overlay path (working tree) or PATH@REV (a git revision). Secret values
-    are never printed: a changed Secret key shows as (redacted). Exit 0 when equal, 1 when they
-    differ, 2 on error, like diff(1).
+    A and B are each an overlay path (working tree), PATH@REV (a git revision), or a stack given
+    with --stack NAME: everything the stack's scaffolded GitOps repo makes its cluster run
+    (--stack fills the sides in order: `--stack dev --stack prod`, or `--stack prod OVERLAY`).
+    Secret values are never printed: a changed Secret key shows as (redacted). Exit 0 when equal,
+    1 when they differ, 2 on error, like diff(1).
 
     \b
     Examples:
       plinth diff gitops/apps/overlays/dev gitops/apps/overlays/prod
       plinth diff gitops/apps/overlays/prod@HEAD~1 gitops/apps/overlays/prod --output json
+      plinth diff --stack dev --stack prod
     """
-    diffs = diff_objects(load_side(a, allow_remote), load_side(b, allow_remote))
+    paths = [s for s in (a, b) if s is not None]
+    if len(stacks) + len(paths) != 2:
+        raise UserError("diff needs two sides (overlays, PATH@REV or --stack), "
+                        f"got {len(stacks) + len(paths)}")
+    sides = [load_stack_side(name, project) for name in stacks]
+    sides += [load_side(path, allow_remote) for path in paths]
+    diffs = diff_objects(sides[0], sides[1])
     if output == "json":
         echo_raw(json.dumps({"equal": not diffs, "objects": [d.to_json() for d in diffs]},
                             indent=2) + "\n")

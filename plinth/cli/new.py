@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 import git
 from pydantic import ValidationError
+from rich.markup import escape
 
 from plinth.cli.output import UserError, console
 from plinth.repospec import AppSpec, EnvironmentSpec, RepoSpec
@@ -77,9 +78,9 @@ def new(directory: Path, cluster: str, envs: tuple[str, ...], cluster_env: str |
         raise UserError(str(err)) from err
     sha = _commit(directory, result)
     if sha:
-        console.print(f"committed {sha[:12]} in {directory}")
+        console.print(escape(f"committed {sha[:12]} in {directory}"))
     else:
-        console.print(f"{directory}: up to date, nothing to commit")
+        console.print(escape(f"{directory}: up to date, nothing to commit"))
 
 
 def _report(result: Plan) -> None:
@@ -87,7 +88,7 @@ def _report(result: Plan) -> None:
                                 result.update), ("delete", "red", result.delete),
                                 ("edited", "bold red", result.conflicts)):
         for path in paths:
-            console.print(f"[{style}]{label:>7}[/] {path}")
+            console.print(f"[{style}]{label:>7}[/] {escape(path)}")
     console.print(f"{len(result.unchanged)} unchanged")
 
 

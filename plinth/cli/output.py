@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(soft_wrap=True, highlight=False)
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -20,7 +21,7 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file: object = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.format_message()}", markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(self.format_message())}")
 
 
 def write_atomically(path: Path, text: str) -> None:

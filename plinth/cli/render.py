@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from plinth.cli.output import UserError, console, echo_raw, write_atomically
 from plinth.kustomize_refs import kustomization_file
@@ -91,11 +92,11 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...]) -> None:
             problems = [Problem(name, "(render)", err.format_message())]
         if problems:
             failed += 1
-            console.print(f"[red]FAIL[/] {name}")
+            console.print(f"[red]FAIL[/] {escape(name)}")
             for problem in problems:
-                console.print(f"     {problem}")
+                console.print(escape(f"     {problem}"))
         else:
-            console.print(f"[green] ok [/] {name}")
+            console.print(f"[green] ok [/] {escape(name)}")
     console.print(f"{len(overlays) - failed} of {len(overlays)} overlays valid")
     if failed:
         raise SystemExit(1)
