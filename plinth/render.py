@@ -43,12 +43,14 @@ def render(
     rev: str | None = None,
     allow_remote: bool = False,
     with_origin: bool = False,
+    target_namespace: str | None = None,
 ) -> Rendered:
     """Render `path`, a directory inside `repo_root` (default: the git work tree around it).
 
     With `rev`, the tree at that git revision is rendered instead of the working tree. With
     `with_origin`, every object carries kustomize's origin annotation (the file it came from),
-    which error messages use; plain output is exactly what `kubectl kustomize` prints.
+    which error messages use; plain output is exactly what `kubectl kustomize` prints. With
+    `target_namespace`, kustomize's own namespace transformer moves every namespaced object there.
     """
     root = (repo_root or _git_root(path)).resolve()
     rel = _relative(path, root)
@@ -57,9 +59,12 @@ def render(
             check_tree(tree, tree / rel, allow_remote=allow_remote)
         except SourceError as err:
             raise RenderError(str(err).replace(str(tree), "<repo>")) from err
+        target = tree / rel
+        if target_namespace is not None:
+            target = _namespace_wrapper(tree, rel, target_namespace)
         if with_origin:
-            _add_origin_annotations(tree / rel)
-        text = _kustomize(tree / rel, tree, allow_remote)
+            _add_origin_annotations(target)
+        text = _kustomize(target, tree, allow_remote)
     try:
         objects = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as err:
@@ -117,6 +122,15 @@ def _export(root: Path, rev: str, tree: Path) -> None:
     tree.mkdir(parents=True)
     with tarfile.open(fileobj=buffer) as tar:
         tar.extractall(tree, filter="data")
+
+
+def _namespace_wrapper(tree: Path, rel: str, namespace: str) -> Path:
+    wrapper = tree / ".plinth-target-namespace"
+    wrapper.mkdir()
+    doc = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+           "namespace": namespace, "resources": [f"../{rel}"]}
+    (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return wrapper
 
 
 def _add_origin_annotations(directory: Path) -> None:

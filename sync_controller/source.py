@@ -21,6 +21,7 @@ import git
 from plinth.semver_range import ConstraintError, parse_constraint
 
 KEEP_ARTIFACTS = 2
+MAX_ARTIFACT_BYTES = 64 * 1024 * 1024  # a GitOps repo is text; more is a mistake or an attack
 
 
 class SourceError(Exception):
@@ -177,6 +178,11 @@ class GitSource:
             repo.archive(buffer, treeish=full, format="tar")
             buffer.seek(0)
             with tarfile.open(fileobj=buffer) as tar:
+                size = sum(member.size for member in tar.getmembers())
+                if size > MAX_ARTIFACT_BYTES:
+                    shutil.rmtree(staging)
+                    raise SourceError(f"commit {full[:12]} holds {size} bytes of files, more "
+                                      f"than the limit of {MAX_ARTIFACT_BYTES}")
                 tar.extractall(staging, filter="data")
             staging.rename(target)
         self._prune_artifacts(keep=target)

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import git
 import yaml
 
 
-def write_tree(root: Path, files: dict[str, str | dict[str, object] | list[dict[str, object]]]) -> Path:
+def write_tree(root: Path, files: dict[str, Any]) -> Path:
     """Write files; a dict or list of dicts is dumped as YAML (a list as a multi-doc stream)."""
     for rel, content in files.items():
         path = root / rel
@@ -32,6 +33,12 @@ def kustomization(*resources: str, **extra: object) -> dict[str, object]:
             "resources": list(resources), **extra}
 
 
-def configmap(name: str, data: dict[str, str], namespace: str = "apps") -> dict[str, object]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": namespace}, "data": data}
+def configmap(name: str, data: dict[str, str], namespace: str | None = "apps",
+              annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """namespace=None leaves it out, for kustomize or the controller to fill in."""
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}

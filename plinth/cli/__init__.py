@@ -1,6 +1,8 @@
 """The `plinth` command line: one click group, one module per command family."""
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import click
 
 from plinth import __version__
@@ -18,6 +20,8 @@ def cli() -> None:
 
 for command in (new, render_command, validate, diff_command, local):
     cli.add_command(command)
+for plugin in entry_points(group="plinth.commands"):
+    cli.add_command(plugin.load(), plugin.name)
 
 
 def main() -> None:

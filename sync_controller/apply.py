@@ -1,0 +1,185 @@
+"""Apply a rendered set of objects: validate all by server-side dry-run, then apply for real.
+
+Order follows Flux: CustomResourceDefinitions and Namespaces first (waiting until the CRDs are
+established), then everything else. Objects that need one of those first (a custom resource of a
+new CRD, an object in a new Namespace) can only be dry-run once that exists; every other object
+is validated before anything at all is applied, so a broken commit changes nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sync_controller.health import State, assess
+from sync_controller.inventory import ObjectRef
+from sync_controller.kube import Cluster, KubeError, UnknownKind
+
+FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
+CONCURRENCY = 16
+_IMMUTABLE_HINTS = ("field is immutable", "updates to statefulset spec for fields other than",
+                    "may not change once set", "Forbidden: updates to")
+
+T = TypeVar("T")
+
+
+class ApplyError(Exception):
+    """Validation or apply failed; `problems` lists each object with its file and the reason."""
+
+    def __init__(self, stage: str, problems: list[str]) -> None:
+        shown = problems[:10]
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        super().__init__(f"{stage} failed: " + "; ".join(shown) + more)
+        self.problems = problems
+
+
+@dataclass
+class ApplyResult:
+    applied: list[ObjectRef] = field(default_factory=list)
+    changed: list[ObjectRef] = field(default_factory=list)
+    recreated: list[ObjectRef] = field(default_factory=list)
+
+
+@dataclass
+class _Planned:
+    obj: dict[str, Any]
+    ref: ObjectRef
+    recreate: bool
+    dry_run_version: str
+
+
+def _is_immutable(err: KubeError) -> bool:
+    return err.status == 422 and any(h in err.reason_message for h in _IMMUTABLE_HINTS)
+
+
+async def _bounded(items: Iterable[T], work: Callable[[T], Awaitable[Any]]) -> list[Any]:
+    semaphore = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(item: T) -> Any:
+        async with semaphore:
+            return await work(item)
+
+    return list(await asyncio.gather(*(one(i) for i in items)))
+
+
+class Applier:
+    def __init__(self, cluster: Cluster, *, force: bool, default_namespace: str,
+                 origins: dict[ObjectRef, str] | None = None) -> None:
+        self.cluster = cluster
+        self.force = force
+        self.default_namespace = default_namespace
+        self.origins = origins or {}
+
+    def _where(self, ref: ObjectRef) -> str:
+        origin = self.origins.get(ref)
+        return f"{ref} (from {origin})" if origin else str(ref)
+
+    async def run(self, objects: list[dict[str, Any]]) -> ApplyResult:
+        objects = [await self._defaulted(o) for o in objects]
+        first = [o for o in objects if o.get("kind") in FIRST_KINDS]
+        rest = [o for o in objects if o.get("kind") not in FIRST_KINDS]
+        waiting = await self._needs_first(first, rest)
+        ready_now = [o for o in rest if id(o) not in waiting]
+        planned = await self._validate(first + ready_now)
+        result = ApplyResult()
+        await self._apply(planned[:len(first)], result)
+        await self._wait_established([o for o in first
+                                      if o.get("kind") == "CustomResourceDefinition"])
+        later = await self._validate([o for o in rest if id(o) in waiting])
+        await self._apply(planned[len(first):] + later, result)
+        return result
+
+    async def _defaulted(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Namespaced objects without a namespace go to the Kustomization's namespace."""
+        meta = obj.get("metadata") or {}
+        if meta.get("namespace"):
+            return obj
+        ref = ObjectRef.of(obj)
+        try:
+            namespaced = await self.cluster.is_namespaced(ref)
+        except UnknownKind:
+            return obj  # decided after its CRD is applied, see _validate
+        if not namespaced:
+            return obj
+        copied = copy.deepcopy(obj)
+        copied["metadata"]["namespace"] = self.default_namespace
+        return copied
+
+    async def _needs_first(self, first: list[dict[str, Any]],
+                           rest: list[dict[str, Any]]) -> set[int]:
+        new_kinds = {(crd["spec"]["group"], crd["spec"]["names"]["kind"])
+                     for crd in first if crd.get("kind") == "CustomResourceDefinition"}
+        namespaces = [o["metadata"]["name"] for o in first if o.get("kind") == "Namespace"]
+        missing_namespaces = set()
+        for name in namespaces:
+            if await self.cluster.get(ObjectRef("", "Namespace", "", name, "v1")) is None:
+                missing_namespaces.add(name)
+        waiting = set()
+        for obj in rest:
+            ref = ObjectRef.of(obj)
+            if (ref.group, ref.kind) in new_kinds or ref.namespace in missing_namespaces:
+                waiting.add(id(obj))
+        return waiting
+
+    async def _validate(self, objects: list[dict[str, Any]]) -> list[_Planned]:
+        async def dry_run(obj: dict[str, Any]) -> _Planned | str:
+            obj = await self._defaulted(obj)
+            ref = ObjectRef.of(obj)
+            try:
+                response = await self.cluster.apply(obj, dry_run=True)
+            except KubeError as err:
+                if _is_immutable(err) and self.force:
+                    return _Planned(obj, ref, True, "")
+                hint = "; set spec.force to recreate it" if _is_immutable(err) else ""
+                return f"{self._where(ref)}: {err.reason_message}{hint}"
+            version = str((response.get("metadata") or {}).get("resourceVersion") or "")
+            return _Planned(obj, ref, False, version)
+
+        outcomes = await _bounded(objects, dry_run)
+        problems = [o for o in outcomes if isinstance(o, str)]
+        if problems:
+            raise ApplyError("validation (server-side dry-run)", problems)
+        return [o for o in outcomes if isinstance(o, _Planned)]
+
+    async def _apply(self, planned: list[_Planned], result: ApplyResult) -> None:
+        async def apply(item: _Planned) -> str | None:
+            try:
+                if item.recreate:
+                    await self._delete_and_wait(item.ref)
+                response = await self.cluster.apply(item.obj)
+            except KubeError as err:
+                return f"{self._where(item.ref)}: {err.reason_message}"
+            result.applied.append(item.ref)
+            if item.recreate:
+                result.recreated.append(item.ref)
+            version = (response.get("metadata") or {}).get("resourceVersion")
+            if item.recreate or version != item.dry_run_version:
+                result.changed.append(item.ref)
+            return None
+
+        problems = [p for p in await _bounded(planned, apply) if p]
+        if problems:
+            raise ApplyError("apply", problems)
+
+    async def _delete_and_wait(self, ref: ObjectRef, timeout: float = 60.0) -> None:
+        await self.cluster.delete(ref)
+        deadline = time.monotonic() + timeout
+        while await self.cluster.get(ref) is not None:
+            if time.monotonic() > deadline:
+                raise KubeError(ref, 0, f"still present {timeout:.0f}s after delete for recreate")
+            await asyncio.sleep(0.2)
+
+    async def _wait_established(self, crds: list[dict[str, Any]], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for crd in crds:
+            ref = ObjectRef.of(crd)
+            while True:
+                live = await self.cluster.get(ref)
+                if live is not None and assess(live).state is State.CURRENT:
+                    break
+                if time.monotonic() > deadline:
+                    raise ApplyError("apply", [f"{ref}: not established after {timeout:.0f}s"])
+                await asyncio.sleep(0.2)

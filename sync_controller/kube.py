@@ -1,0 +1,144 @@
+"""The Kubernetes API as the controller uses it: server-side apply, get, delete, status patches.
+
+A thin typed layer over kubernetes_asyncio's DynamicClient; discovery is refreshed once when a
+kind is unknown, since a CRD applied a moment ago is not in the cached discovery yet.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.dynamic import DynamicClient
+from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
+from kubernetes_asyncio.dynamic.resource import Resource
+
+from sync_controller.inventory import ObjectRef
+
+FIELD_MANAGER = "plinth"
+
+
+class KubeError(Exception):
+    """An API call failed; the message names the object and carries the server's reason."""
+
+    def __init__(self, ref: ObjectRef | str, status: int, message: str) -> None:
+        super().__init__(f"{ref}: {message}")
+        self.ref = ref
+        self.status = status
+        self.reason_message = message
+
+
+class UnknownKind(KubeError):
+    pass
+
+
+def _error(ref: ObjectRef | str, err: ApiException) -> KubeError:
+    message = err.reason or "error"
+    try:
+        body = json.loads(err.body) if err.body else {}
+        message = body.get("message") or message
+    except (TypeError, ValueError):
+        pass
+    return KubeError(ref, int(err.status or 0), message)
+
+
+class Cluster:
+    def __init__(self, api: client.ApiClient, dynamic: DynamicClient) -> None:
+        self.api = api
+        self.dynamic = dynamic
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None, cache_dir: Path) -> Cluster:
+        """From a kubeconfig file, or the in-cluster service account when none is given."""
+        configuration = client.Configuration()
+        if kubeconfig:
+            await config.load_kube_config(config_file=kubeconfig,
+                                          client_configuration=configuration)
+        else:
+            config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration)
+        api = client.ApiClient(configuration)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        dynamic = await DynamicClient(api, cache_file=str(cache_dir / "discovery.json"))
+        return cls(api, dynamic)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def resource(self, api_version: str, kind: str) -> Resource:
+        try:
+            return await self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            await self.dynamic.resources.invalidate_cache()
+        try:
+            return await self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            raise UnknownKind(f"{kind} ({api_version})", 404,
+                              f"the API server does not serve {api_version} {kind}") from None
+
+    async def is_namespaced(self, ref: ObjectRef) -> bool:
+        return bool((await self.resource(ref.api_version, ref.kind)).namespaced)
+
+    async def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply as field manager `plinth`, taking over conflicting fields like Flux."""
+        ref = ObjectRef.of(obj)
+        resource = await self.resource(ref.api_version, ref.kind)
+        query = [("fieldValidation", "Strict")]
+        try:
+            result = await self.dynamic.server_side_apply(
+                resource, body=obj, name=ref.name, namespace=ref.namespace or None,
+                force_conflicts=True, field_manager=FIELD_MANAGER,
+                dry_run="All" if dry_run else None, query_params=query, serialize=False)
+            return dict(await result.json())
+        except ApiException as err:
+            raise _error(ref, err) from None
+
+    async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        resource = await self.resource(ref.api_version, ref.kind)
+        try:
+            result = await self.dynamic.get(resource, name=ref.name,
+                                            namespace=ref.namespace or None, serialize=False)
+            return dict(await result.json())
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise _error(ref, err) from None
+
+    async def delete(self, ref: ObjectRef) -> bool:
+        """Delete in the background (dependents too); False when it was already gone."""
+        resource = await self.resource(ref.api_version, ref.kind)
+        try:
+            result = await self.dynamic.delete(resource, name=ref.name,
+                                               namespace=ref.namespace or None,
+                                               propagation_policy="Background", serialize=False)
+            await result.read()
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise _error(ref, err) from None
+
+    async def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        resource = await self.resource(ref.api_version, ref.kind)
+        path = resource.path(name=ref.name, namespace=ref.namespace or None) + "/status"
+        try:
+            result = await self.dynamic.request("patch", path, body={"status": status},
+                                                content_type="application/merge-patch+json",
+                                                serialize=False)
+            await result.read()
+        except ApiException as err:
+            if err.status != 404:  # deleted meanwhile: nothing left to report on
+                raise _error(ref, err) from None
+
+    async def list(self, api_version: str, kind: str, namespace: str | None = None,
+                   label_selector: str | None = None) -> list[dict[str, Any]]:
+        resource = await self.resource(api_version, kind)
+        try:
+            result = await self.dynamic.get(resource, namespace=namespace,
+                                            label_selector=label_selector, serialize=False)
+        except ApiException as err:
+            raise _error(f"{kind} list", err) from None
+        items = (await result.json()).get("items") or []
+        return [dict(item, apiVersion=api_version, kind=kind) for item in items]

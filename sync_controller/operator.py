@@ -1,0 +1,279 @@
+"""The kopf operator: one daemon per GitRepository and per Kustomization, each a loop of
+reconcile -> sleep(interval) that a new source revision, a spec change or a dependency turning
+Ready wakes at once. Deleting a Kustomization runs its prune behind a finalizer.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Awaitable
+from typing import Any, cast
+
+import kopf
+
+from sync_controller import inventory
+from sync_controller.gitrepository import GitRepositoryReconciler
+from sync_controller.inventory import ObjectRef
+from sync_controller.kube import Cluster
+from sync_controller.metrics import Metrics, ProbeServer
+from sync_controller.prune import prune
+from sync_controller.reconcile import KustomizationReconciler, Outcome
+from sync_controller.sources import Sources
+
+GROUP, VERSION = "plinth.dev", "v1"
+FINALIZER = "finalizers.plinth.dev"
+MAX_BACKOFF = 300.0
+
+log = logging.getLogger("plinth.controller")
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Options:
+    kubeconfig: str | None
+    namespaces: list[str]  # empty: every namespace
+    cache_dir: Path
+    probe_address: str
+    probe_port: int
+
+
+@dataclass
+class _Wiring:
+    """Who wakes whom: GitRepository -> Kustomizations using it, Kustomization -> dependents."""
+
+    wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
+    readers: dict[Key, set[Key]] = field(default_factory=dict)
+    dependents: dict[Key, set[Key]] = field(default_factory=dict)
+    generations: dict[Key, int] = field(default_factory=dict)
+
+    def waker(self, key: Key) -> asyncio.Event:
+        return self.wakers.setdefault(key, asyncio.Event())
+
+    def wake(self, keys: set[Key]) -> None:
+        for key in keys:
+            self.waker(key).set()
+
+    def record(self, key: Key, source: Key, depends_on: list[Key]) -> None:
+        for readers in self.readers.values():
+            readers.discard(key)
+        for dependents in self.dependents.values():
+            dependents.discard(key)
+        self.readers.setdefault(source, set()).add(key)
+        for dependency in depends_on:
+            self.dependents.setdefault(dependency, set()).add(key)
+
+    def forget(self, key: Key) -> None:
+        self.wakers.pop(key, None)
+        self.generations.pop(key, None)
+
+
+class Controller:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.registry = kopf.OperatorRegistry()
+        self.metrics = Metrics()
+        self.wiring = _Wiring()
+        self._cluster: Cluster | None = None
+        self._events: dict[Key, str] = {}
+        self._register()
+
+    @property
+    def cluster(self) -> Cluster:
+        assert self._cluster is not None, "used before startup"
+        return self._cluster
+
+    async def run(self) -> None:
+        if self.options.kubeconfig:
+            os.environ["KUBECONFIG"] = self.options.kubeconfig  # for kopf's own login
+        self._cluster = await Cluster.connect(self.options.kubeconfig,
+                                              self.options.cache_dir / "discovery")
+        sources = Sources(self.cluster, self.options.cache_dir / "sources")
+        self.kustomizations = KustomizationReconciler(self.cluster, sources)
+        self.repositories = GitRepositoryReconciler(self.cluster, sources)
+        ready = asyncio.Event()
+        probes = ProbeServer(self.metrics, ready, self.options.probe_address,
+                             self.options.probe_port)
+        await probes.start()
+        try:
+            await kopf.operator(registry=self.registry, standalone=True, ready_flag=ready,
+                                clusterwide=not self.options.namespaces,
+                                namespaces=self.options.namespaces)
+        finally:
+            await probes.stop()
+            await self.cluster.close()
+
+    def _register(self) -> None:
+        registry = self.registry
+
+        @kopf.on.startup(registry=registry)
+        def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+            settings.persistence.finalizer = FINALIZER
+            settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+                prefix="plinth.dev")
+            settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+                prefix="plinth.dev", key="last-handled-configuration")
+            settings.posting.level = logging.WARNING
+            settings.watching.server_timeout = 300
+            settings.watching.connect_timeout = 30
+
+        @kopf.on.login(registry=registry)
+        def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+            if self.options.kubeconfig:
+                return kopf.login_with_kubeconfig(**kwargs)
+            return kopf.login_with_service_account(**kwargs)
+
+        @kopf.daemon(GROUP, VERSION, "gitrepositories", registry=registry,
+                     cancellation_timeout=5.0)
+        async def repository(stopped: kopf.DaemonStopped, namespace: str | None,
+                             name: str, **_: Any) -> None:
+            await self._repository_loop(stopped, (namespace or "", name))
+
+        @kopf.daemon(GROUP, VERSION, "kustomizations", registry=registry,
+                     cancellation_timeout=5.0)
+        async def kustomization(stopped: kopf.DaemonStopped, namespace: str | None,
+                                name: str, **_: Any) -> None:
+            await self._kustomization_loop(stopped, (namespace or "", name))
+
+        @kopf.on.event(GROUP, VERSION, "kustomizations", registry=registry)
+        @kopf.on.event(GROUP, VERSION, "gitrepositories", registry=registry)
+        def spec_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+            """A new generation (spec edit) reconciles at once instead of at the interval."""
+            key = (namespace or "", name)
+            generation = body.get("metadata", {}).get("generation")
+            if key in self.wiring.generations and generation != self.wiring.generations[key]:
+                self.wiring.waker(key).set()
+
+        @kopf.on.delete(GROUP, VERSION, "kustomizations", registry=registry)
+        async def deleted(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+            await self._delete_kustomization(dict(body), (namespace or "", name))
+
+    async def _sleep(self, key: Key, stopped: kopf.DaemonStopped, seconds: float) -> None:
+        waker = self.wiring.waker(key)
+        tasks = {asyncio.ensure_future(waker.wait()),
+                 asyncio.ensure_future(stopped.wait(seconds))}
+        try:
+            await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+        waker.clear()
+
+    async def _repository_loop(self, stopped: kopf.DaemonStopped, key: Key) -> None:
+        ref = ObjectRef(GROUP, "GitRepository", key[0], key[1], VERSION)
+        failures = 0
+        while not stopped:
+            delay = await self._guarded(ref, failures, self._repository_once(ref, key))
+            if delay is None:
+                return
+            failures = failures + 1 if delay < 0 else 0
+            await self._sleep(key, stopped, abs(delay))
+
+    async def _repository_once(self, ref: ObjectRef, key: Key) -> float | None:
+        obj = await self.cluster.get(ref)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            if obj is None:
+                self.wiring.forget(key)
+            return None
+        self.wiring.generations[key] = obj["metadata"]["generation"]
+        if (obj.get("spec") or {}).get("suspend"):
+            return 60.0
+        started = time.monotonic()
+        outcome = await self.repositories.reconcile(obj)
+        self._observe("GitRepository", key, started, outcome.ready)
+        self._event(obj, key, outcome.ready, "GitOperationFailed", outcome.message,
+                    changed=outcome.changed)
+        if outcome.changed:
+            self.wiring.wake(self.wiring.readers.get(key, set()))
+        if not outcome.ready:
+            return -outcome.interval  # negative: a failure, backed off by the loop
+        return outcome.interval
+
+    async def _kustomization_loop(self, stopped: kopf.DaemonStopped, key: Key) -> None:
+        ref = ObjectRef(GROUP, "Kustomization", key[0], key[1], VERSION)
+        failures = 0
+        while not stopped:
+            delay = await self._guarded(ref, failures, self._kustomization_once(ref, key))
+            if delay is None:
+                return
+            failures = failures + 1 if delay < 0 else 0
+            await self._sleep(key, stopped, abs(delay))
+
+    async def _kustomization_once(self, ref: ObjectRef, key: Key) -> float | None:
+        obj = await self.cluster.get(ref)
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            if obj is None:
+                self.wiring.forget(key)
+            return None
+        spec = obj.get("spec") or {}
+        self.wiring.generations[key] = obj["metadata"]["generation"]
+        source = spec.get("sourceRef") or {}
+        self.wiring.record(key, (source.get("namespace") or key[0], source.get("name", "")),
+                           [(d.get("namespace") or key[0], d["name"])
+                            for d in spec.get("dependsOn") or []])
+        if spec.get("suspend"):
+            return 60.0
+        started = time.monotonic()
+        outcome = await self.kustomizations.reconcile(obj)
+        self._observe("Kustomization", key, started, outcome.ready)
+        self._record_objects(key, outcome)
+        summary = (f"{outcome.message}; {len(outcome.applied.changed)} changed, "
+                   f"{len(outcome.pruned.deleted)} pruned") if outcome.ready else outcome.message
+        self._event(obj, key, outcome.ready, outcome.reason, summary,
+                    changed=bool(outcome.applied.changed or outcome.pruned.deleted))
+        if outcome.ready:
+            self.wiring.wake(self.wiring.dependents.get(key, set()))
+        return outcome.requeue_after
+
+    async def _guarded(self, ref: ObjectRef, failures: int,
+                       step: Awaitable[float | None]) -> float | None:
+        """Run one reconcile; an unexpected error (API down, say) is logged and backed off."""
+        try:
+            delay: float | None = await step
+            if delay is not None and delay < 0:
+                return -min(abs(delay), 2.0 * 2.0 ** min(failures, 10), MAX_BACKOFF)
+            return delay
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # the loop must outlive any single failure
+            log.warning("reconcile failed", extra={"object": str(ref), "error": str(err)})
+            return -min(2.0 * 2.0 ** min(failures, 10), MAX_BACKOFF)
+
+    def _observe(self, kind: str, key: Key, started: float, ready: bool) -> None:
+        labels = (kind, *key)
+        self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
+        self.metrics.ready.labels(*labels).set(1 if ready else 0)
+
+    def _record_objects(self, key: Key, outcome: Outcome) -> None:
+        labels = ("Kustomization", *key)
+        self.metrics.applied.labels(*labels).inc(len(outcome.applied.changed))
+        self.metrics.pruned.labels(*labels).inc(len(outcome.pruned.deleted))
+        log.info("reconciled", extra={
+            "kustomization": "/".join(key), "ready": outcome.ready, "reason": outcome.reason,
+            "revision": outcome.revision, "changed": len(outcome.applied.changed),
+            "pruned": len(outcome.pruned.deleted), "message": outcome.message})
+
+    def _event(self, obj: dict[str, Any], key: Key, ready: bool, reason: str, message: str,
+               changed: bool) -> None:
+        """An Event when something changed or the outcome differs from the last one posted."""
+        last = self._events.get(key)
+        fingerprint = f"{ready}:{message}"
+        if not changed and last == fingerprint:
+            return
+        self._events[key] = fingerprint
+        kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type="Normal" if ready else "Warning",
+                   reason="ReconciliationSucceeded" if ready else reason, message=message[:1024])
+
+    async def _delete_kustomization(self, obj: dict[str, Any], key: Key) -> None:
+        spec = obj.get("spec") or {}
+        if spec.get("prune", True) and not spec.get("suspend"):
+            refs = inventory.from_status(obj.get("status"))
+            result = await prune(self.cluster, refs, key)
+            self.metrics.pruned.labels("Kustomization", *key).inc(len(result.deleted))
+            log.info("pruned on delete", extra={"kustomization": "/".join(key),
+                                                "pruned": len(result.deleted)})
+        self.wiring.forget(key)
+        self.metrics.forget("Kustomization", *key)

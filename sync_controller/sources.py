@@ -1,0 +1,45 @@
+"""One GitSource per GitRepository object, and how its Secret becomes git credentials."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sync_controller.durations import parse_duration
+from sync_controller.inventory import ObjectRef
+from sync_controller.kube import Cluster
+from sync_controller.source import Artifact, Credentials, GitSource, Ref, SourceError
+
+
+class Sources:
+    def __init__(self, cluster: Cluster, cache_dir: Path) -> None:
+        self.cluster = cluster
+        self.cache_dir = cache_dir
+
+    async def _source(self, repo: dict[str, Any]) -> GitSource:
+        meta, spec = repo["metadata"], repo.get("spec") or {}
+        credentials = None
+        secret_name = (spec.get("secretRef") or {}).get("name")
+        if secret_name:
+            secret = await self.cluster.get(
+                ObjectRef("", "Secret", meta["namespace"], secret_name, "v1"))
+            if secret is None:
+                raise SourceError(f"secret {meta['namespace']}/{secret_name} "
+                                  f"(spec.secretRef) not found")
+            credentials = Credentials.from_secret_data(secret.get("data") or {})
+        timeout = parse_duration(spec.get("timeout", "60s"), "spec.timeout")
+        return GitSource(self.cache_dir / meta["uid"], spec["url"], credentials, timeout)
+
+    async def fetch(self, repo: dict[str, Any]) -> Artifact:
+        """Resolve spec.ref on the remote and fetch the commit (a thread: git blocks)."""
+        source = await self._source(repo)
+        ref = Ref.from_spec((repo.get("spec") or {}).get("ref"))
+        return await asyncio.to_thread(source.fetch, ref)
+
+    async def checkout(self, repo: dict[str, Any], revision: str) -> Artifact:
+        """The files of an artifact the GitRepository reported, fetched again if not cached."""
+        commit = revision.rpartition("sha1:")[2]
+        branch = ((repo.get("spec") or {}).get("ref") or {}).get("branch")
+        source = await self._source(repo)
+        artifact = await asyncio.to_thread(source.fetch, Ref(branch=branch, commit=commit))
+        return Artifact(revision, artifact.commit, artifact.path)

@@ -1,0 +1,191 @@
+"""Drive the real controller in tests: a GitOps repo to commit to, Plinth objects to create,
+and kubectl (a peer independent of the controller's own client) to look at the cluster."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import git
+import yaml
+
+from plinth.localenv.process import free_port
+from plinth.localenv.tools import tool_env
+from tests.gitops_repos import write_tree
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ControllerProcess:
+    """`python -m sync_controller run` as its own process, the way a Deployment runs it."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, namespaces: list[str]) -> None:
+        self.kubeconfig, self.workdir, self.namespaces = kubeconfig, workdir, namespaces
+        self.port = free_port()
+        self.log = workdir / "controller.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "sync_controller", "run", "--kubeconfig",
+                str(self.kubeconfig), "--cache-dir", str(self.workdir / "cache"),
+                "--probe-address", "127.0.0.1", "--probe-port", str(self.port),
+                "--log-level", "debug"]
+        for namespace in self.namespaces:
+            argv += ["--namespace", namespace]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                         env=tool_env())
+        wait_for(lambda: self.http("/readyz")[0] == 200 or self._died(), timeout,
+                 "controller /readyz")
+        assert self.proc.poll() is None, f"controller exited:\n{self.log.read_text()[-4000:]}"
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def http(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+        except OSError:
+            return 0, ""
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0.3) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
+        time.sleep(every)
+
+
+@dataclass
+class Kube:
+    kubectl: Path
+    kubeconfig: Path
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *args],
+                              input=stdin, capture_output=True, text=True, env=tool_env())
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {proc.stderr}")
+        return proc
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        args = ["get", kind, name, "-o", "json", "--show-managed-fields"] + (["-n", namespace] if namespace else [])
+        proc = self.run(*args, check=False)
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr or "not found" in proc.stderr:
+                return None
+            raise AssertionError(proc.stderr)
+        return dict(json.loads(proc.stdout))
+
+    def apply(self, *objects: dict[str, Any]) -> None:
+        """As a person would with kubectl (its own field manager, not the controller's)."""
+        self.run("apply", "--server-side", "--field-manager=test", "--force-conflicts", "-f",
+                 "-", stdin=yaml.safe_dump_all(objects))
+
+    def delete(self, kind: str, name: str, namespace: str, wait: bool = False) -> None:
+        self.run("delete", kind, name, "-n", namespace, f"--wait={str(wait).lower()}",
+                 "--ignore-not-found")
+
+
+@dataclass
+class GitOpsRepo:
+    url: str
+    work: Path
+
+    def commit(self, files: dict[str, Any], message: str = "change",
+               remove: tuple[str, ...] = ()) -> str:
+        """Write files as `write_tree` does, remove `remove`, commit and push to main."""
+        repo = git.Repo(self.work) if (self.work / ".git").exists() else \
+            git.Repo.init(self.work, initial_branch="main")
+        self.work.mkdir(parents=True, exist_ok=True)
+        write_tree(self.work, files)
+        for rel in remove:
+            (self.work / rel).unlink()
+        repo.git.add(A=True)
+        sha = repo.index.commit(message).hexsha
+        repo.git.push(self.url, "HEAD:refs/heads/main", env={**os.environ,
+                                                              "GIT_TERMINAL_PROMPT": "0"})
+        return str(sha)
+
+
+@dataclass
+class Scenario:
+    """One test's namespace, its GitOps repo, and the Plinth objects it creates."""
+
+    kube: Kube
+    namespace: str
+    repo: GitOpsRepo
+
+    def git_repository(self, name: str = "repo", url: str | None = None,
+                       **spec: Any) -> None:
+        self.kube.apply({
+            "apiVersion": "plinth.dev/v1", "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"url": url or self.repo.url, "interval": "1s", **spec}})
+
+    def kustomization(self, name: str, path: str, **spec: Any) -> None:
+        self.kube.apply({
+            "apiVersion": "plinth.dev/v1", "kind": "Kustomization",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"sourceRef": {"kind": "GitRepository", "name": "repo"}, "path": path,
+                     "interval": "2s", "retryInterval": "1s", "prune": True, **spec}})
+
+    def status(self, name: str, kind: str = "kustomizations.plinth.dev") -> dict[str, Any]:
+        obj = self.kube.get(kind, name, self.namespace) or {}
+        return dict(obj.get("status") or {})
+
+    def ready(self, name: str, kind: str = "kustomizations.plinth.dev") -> dict[str, Any]:
+        for condition in self.status(name, kind).get("conditions") or []:
+            if condition["type"] == "Ready":
+                return dict(condition)
+        return {}
+
+    def wait_applied(self, name: str, sha: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Until Ready=True at revision `sha`."""
+        def done() -> dict[str, Any] | None:
+            status = self.status(name)
+            ready = self.ready(name)
+            if ready.get("status") == "True" and \
+                    str(status.get("lastAppliedRevision", "")).endswith(sha):
+                return status
+            return None
+        return wait_for(done, timeout, f"Kustomization {name} to apply {sha[:8]}")
+
+    def wait_failed(self, name: str, reason: str, timeout: float = 60.0) -> dict[str, Any]:
+        def failed() -> dict[str, Any] | None:
+            ready = self.ready(name)
+            return ready if ready.get("status") == "False" and ready.get("reason") == reason \
+                else None
+        return wait_for(failed, timeout, f"Kustomization {name} to fail with {reason}")
+
+    def configmap(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.kube.get("configmap", name, namespace or self.namespace)
+
