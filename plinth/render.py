@@ -6,6 +6,7 @@ There is no renderer of ours: this module only checks what kustomize may read
 from __future__ import annotations
 
 import io
+import posixpath
 import shutil
 import subprocess
 import tarfile
@@ -65,15 +66,29 @@ def render(
         if with_origin:
             _add_origin_annotations(target)
         text = _kustomize(target, tree, allow_remote)
+        base = target.relative_to(tree).as_posix()
     try:
         objects = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as err:
         raise RenderError(f"{rel}: kustomize produced unreadable YAML: {err}") from err
+    if with_origin:
+        for obj in objects:
+            _origin_from_root(obj, base)
     return Rendered(rel, text, objects)
 
 
+def _origin_from_root(obj: dict[str, Any], base: str) -> None:
+    """kustomize writes origins relative to the kustomization it built; make them repo paths."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    data = yaml.safe_load(annotations.get(ORIGIN_ANNOTATION) or "null")
+    if isinstance(data, dict) and data.get("path") and not data.get("repo"):
+        data["path"] = posixpath.normpath(posixpath.join(base, str(data["path"])))
+        annotations[ORIGIN_ANNOTATION] = yaml.safe_dump(data, sort_keys=False)
+
+
 def origin_of(obj: dict[str, Any]) -> str | None:
-    """The repository file an object came from, when rendered `with_origin`."""
+    """The repository file an object came from (a path from the repo root), when rendered
+    `with_origin`."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     origin = annotations.get(ORIGIN_ANNOTATION)
     if not origin:

@@ -5,12 +5,10 @@ kind is unknown, since a CRD applied a moment ago is not in the cached discovery
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
 from kubernetes_asyncio.dynamic.resource import Resource
@@ -34,14 +32,22 @@ class UnknownKind(KubeError):
     pass
 
 
-def _error(ref: ObjectRef | str, err: ApiException) -> KubeError:
-    message = err.reason or "error"
+async def _body(ref: ObjectRef | str, response: Any) -> dict[str, Any]:
+    """The JSON body of a response, or KubeError for a non-2xx status.
+
+    The DynamicClient reads responses unprocessed (`_preload_content=False`), so an error
+    status arrives as a response, not as an exception: it must be checked here.
+    """
     try:
-        body = json.loads(err.body) if err.body else {}
-        message = body.get("message") or message
-    except (TypeError, ValueError):
-        pass
-    return KubeError(ref, int(err.status or 0), message)
+        body = await response.json(content_type=None)
+    except ValueError:
+        body = {}
+    finally:
+        response.release()
+    if not 200 <= response.status <= 299:
+        message = body.get("message") if isinstance(body, dict) else None
+        raise KubeError(ref, int(response.status), message or str(response.reason))
+    return dict(body or {})
 
 
 class Cluster:
@@ -86,59 +92,49 @@ class Cluster:
         ref = ObjectRef.of(obj)
         resource = await self.resource(ref.api_version, ref.kind)
         query = [("fieldValidation", "Strict")]
-        try:
-            result = await self.dynamic.server_side_apply(
-                resource, body=obj, name=ref.name, namespace=ref.namespace or None,
-                force_conflicts=True, field_manager=FIELD_MANAGER,
-                dry_run="All" if dry_run else None, query_params=query, serialize=False)
-            return dict(await result.json())
-        except ApiException as err:
-            raise _error(ref, err) from None
+        return await _body(ref, await self.dynamic.server_side_apply(
+            resource, body=obj, name=ref.name, namespace=ref.namespace or None,
+            force_conflicts=True, field_manager=FIELD_MANAGER,
+            dry_run="All" if dry_run else None, query_params=query, serialize=False))
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         resource = await self.resource(ref.api_version, ref.kind)
         try:
-            result = await self.dynamic.get(resource, name=ref.name,
-                                            namespace=ref.namespace or None, serialize=False)
-            return dict(await result.json())
-        except ApiException as err:
+            return await _body(ref, await self.dynamic.get(
+                resource, name=ref.name, namespace=ref.namespace or None, serialize=False))
+        except KubeError as err:
             if err.status == 404:
                 return None
-            raise _error(ref, err) from None
+            raise
 
     async def delete(self, ref: ObjectRef) -> bool:
         """Delete in the background (dependents too); False when it was already gone."""
         resource = await self.resource(ref.api_version, ref.kind)
         try:
-            result = await self.dynamic.delete(resource, name=ref.name,
-                                               namespace=ref.namespace or None,
-                                               propagation_policy="Background", serialize=False)
-            await result.read()
+            await _body(ref, await self.dynamic.delete(
+                resource, name=ref.name, namespace=ref.namespace or None,
+                propagation_policy="Background", serialize=False))
             return True
-        except ApiException as err:
+        except KubeError as err:
             if err.status == 404:
                 return False
-            raise _error(ref, err) from None
+            raise
 
     async def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         resource = await self.resource(ref.api_version, ref.kind)
         path = resource.path(name=ref.name, namespace=ref.namespace or None) + "/status"
         try:
-            result = await self.dynamic.request("patch", path, body={"status": status},
-                                                content_type="application/merge-patch+json",
-                                                serialize=False)
-            await result.read()
-        except ApiException as err:
+            await _body(ref, await self.dynamic.request(
+                "patch", path, body={"status": status},
+                content_type="application/merge-patch+json", serialize=False))
+        except KubeError as err:
             if err.status != 404:  # deleted meanwhile: nothing left to report on
-                raise _error(ref, err) from None
+                raise
 
     async def list(self, api_version: str, kind: str, namespace: str | None = None,
                    label_selector: str | None = None) -> list[dict[str, Any]]:
         resource = await self.resource(api_version, kind)
-        try:
-            result = await self.dynamic.get(resource, namespace=namespace,
-                                            label_selector=label_selector, serialize=False)
-        except ApiException as err:
-            raise _error(f"{kind} list", err) from None
-        items = (await result.json()).get("items") or []
+        items = (await _body(f"{kind} list", await self.dynamic.get(
+            resource, namespace=namespace, label_selector=label_selector,
+            serialize=False))).get("items") or []
         return [dict(item, apiVersion=api_version, kind=kind) for item in items]

@@ -184,6 +184,8 @@ class Controller:
         started = time.monotonic()
         outcome = await self.repositories.reconcile(obj)
         self._observe("GitRepository", key, started, outcome.ready)
+        log.info("fetched", extra={"gitrepository": "/".join(key), "ready": outcome.ready,
+                                   "revision": outcome.revision, "detail": outcome.message})
         self._event(obj, key, outcome.ready, "GitOperationFailed", outcome.message,
                     changed=outcome.changed)
         if outcome.changed:
@@ -254,7 +256,7 @@ class Controller:
         log.info("reconciled", extra={
             "kustomization": "/".join(key), "ready": outcome.ready, "reason": outcome.reason,
             "revision": outcome.revision, "changed": len(outcome.applied.changed),
-            "pruned": len(outcome.pruned.deleted), "message": outcome.message})
+            "pruned": len(outcome.pruned.deleted), "detail": outcome.message})
 
     def _event(self, obj: dict[str, Any], key: Key, ready: bool, reason: str, message: str,
                changed: bool) -> None:

@@ -180,11 +180,16 @@ class Scenario:
         return wait_for(done, timeout, f"Kustomization {name} to apply {sha[:8]}")
 
     def wait_failed(self, name: str, reason: str, timeout: float = 60.0) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
         def failed() -> dict[str, Any] | None:
-            ready = self.ready(name)
-            return ready if ready.get("status") == "False" and ready.get("reason") == reason \
+            last.update(self.ready(name))
+            return last if last.get("status") == "False" and last.get("reason") == reason \
                 else None
-        return wait_for(failed, timeout, f"Kustomization {name} to fail with {reason}")
+        try:
+            return wait_for(failed, timeout, f"Kustomization {name} to fail with {reason}")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; Ready was {last}") from None
 
     def configmap(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         return self.kube.get("configmap", name, namespace or self.namespace)

@@ -1,0 +1,67 @@
+"""A file removed from git deletes its objects; opted-out and foreign objects survive."""
+from __future__ import annotations
+
+from tests.controller.harness import Scenario, wait_for
+from tests.gitops_repos import configmap, kustomization
+
+
+def _two_configmaps(scenario: Scenario, annotations: dict[str, str] | None = None) -> str:
+    ns = scenario.namespace
+    sha = scenario.repo.commit({
+        "app/kustomization.yaml": kustomization("keep.yaml", "drop.yaml"),
+        "app/keep.yaml": configmap("keep", {"a": "1"}, namespace=ns),
+        "app/drop.yaml": configmap("drop", {"b": "2"}, namespace=ns, annotations=annotations),
+    })
+    scenario.git_repository()
+    scenario.kustomization("app", "./app")
+    scenario.wait_applied("app", sha)
+    assert scenario.configmap("drop") is not None
+    return sha
+
+
+def _remove_drop(scenario: Scenario) -> str:
+    sha = scenario.repo.commit({"app/kustomization.yaml": kustomization("keep.yaml")},
+                               remove=("app/drop.yaml",))
+    scenario.wait_applied("app", sha)
+    return sha
+
+
+def test_removed_file_prunes_its_objects(scenario: Scenario) -> None:
+    _two_configmaps(scenario)
+    _remove_drop(scenario)
+    wait_for(lambda: scenario.configmap("drop") is None, 20, "ConfigMap drop to be pruned")
+    assert scenario.configmap("keep") is not None
+    ids = [e["id"] for e in scenario.status("app")["inventory"]["entries"]]
+    assert ids == [f"{scenario.namespace}_keep__ConfigMap"]
+
+
+def test_prune_disabled_annotation_keeps_the_object(scenario: Scenario) -> None:
+    _two_configmaps(scenario, annotations={"plinth.dev/prune": "disabled"})
+    _remove_drop(scenario)
+    assert scenario.configmap("drop") is not None
+    ids = [e["id"] for e in scenario.status("app")["inventory"]["entries"]]
+    assert f"{scenario.namespace}_drop__ConfigMap" not in ids
+
+
+def test_prune_false_keeps_removed_objects(scenario: Scenario) -> None:
+    ns = scenario.namespace
+    sha = scenario.repo.commit({
+        "app/kustomization.yaml": kustomization("keep.yaml", "drop.yaml"),
+        "app/keep.yaml": configmap("keep", {"a": "1"}, namespace=ns),
+        "app/drop.yaml": configmap("drop", {"b": "2"}, namespace=ns),
+    })
+    scenario.git_repository()
+    scenario.kustomization("app", "./app", prune=False)
+    scenario.wait_applied("app", sha)
+    _remove_drop(scenario)
+    assert scenario.configmap("drop") is not None
+
+
+def test_objects_it_did_not_apply_are_never_pruned(scenario: Scenario) -> None:
+    """A ConfigMap of the same name made by hand is not ours, even after git drops it."""
+    _two_configmaps(scenario)
+    # Someone re-labels the object as their own; the controller must then leave it alone.
+    scenario.kube.run("label", "configmap", "drop", "-n", scenario.namespace, "--overwrite",
+                      "kustomize.plinth.dev/name=someone-else")
+    _remove_drop(scenario)
+    assert scenario.configmap("drop") is not None
