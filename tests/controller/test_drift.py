@@ -1,0 +1,27 @@
+"""Hand edits and hand deletions are put back within one interval."""
+from __future__ import annotations
+
+from tests.controller.harness import Scenario, wait_for
+from tests.gitops_repos import configmap, kustomization
+
+
+def test_drift_is_corrected_within_one_interval(scenario: Scenario) -> None:
+    ns = scenario.namespace
+    sha = scenario.repo.commit({
+        "app/kustomization.yaml": kustomization("a.yaml", "b.yaml"),
+        "app/a.yaml": configmap("a", {"color": "blue"}, namespace=ns),
+        "app/b.yaml": configmap("b", {"size": "s"}, namespace=ns),
+    })
+    scenario.git_repository()
+    scenario.kustomization("app", "./app", interval="3s")
+    scenario.wait_applied("app", sha)
+
+    scenario.kube.run("patch", "configmap", "a", "-n", ns, "--type=merge",
+                      "-p", '{"data": {"color": "red"}}')
+    scenario.kube.delete("configmap", "b", ns, wait=True)
+
+    def healed() -> bool:
+        a, b = scenario.configmap("a"), scenario.configmap("b")
+        return bool(a and a["data"] == {"color": "blue"} and b and b["data"] == {"size": "s"})
+    # interval 3s, plus one reconcile of slack
+    wait_for(healed, 10, "the hand edit and the deleted object to be put back")
