@@ -1,0 +1,39 @@
+"""/healthz, /readyz and /metrics answer, and the metrics describe the reconciles; Events too."""
+from __future__ import annotations
+
+import json
+
+from tests.controller.harness import ControllerProcess, Scenario, wait_for
+from tests.gitops_repos import configmap, kustomization
+
+
+def test_probes_answer(controller: ControllerProcess) -> None:
+    assert controller.http("/healthz") == (200, "ok")
+    assert controller.http("/readyz") == (200, "ok")
+
+
+def test_metrics_and_events_describe_a_reconcile(scenario: Scenario,
+                                                 controller: ControllerProcess) -> None:
+    ns = scenario.namespace
+    sha = scenario.repo.commit({
+        "app/kustomization.yaml": kustomization("a.yaml"),
+        "app/a.yaml": configmap("a", {"v": "1"}, namespace=ns),
+    })
+    scenario.git_repository()
+    scenario.kustomization("app", "./app")
+    scenario.wait_applied("app", sha)
+
+    labels = f'kind="Kustomization",name="app",namespace="{ns}"'
+    status, text = controller.http("/metrics")
+    assert status == 200
+    assert f"plinth_ready{{{labels}}} 1.0" in text
+    assert f"plinth_objects_applied_total{{{labels}}} 1.0" in text
+    assert f"plinth_reconcile_duration_seconds_count{{{labels}}}" in text
+
+    def event() -> list[dict[str, str]]:
+        out = scenario.kube.run("get", "events", "-n", ns, "-o", "json").stdout
+        return [e for e in json.loads(out)["items"]
+                if e["involvedObject"]["kind"] == "Kustomization"
+                and e["reason"] == "ReconciliationSucceeded"]
+    events = wait_for(event, 20, "a ReconciliationSucceeded event")
+    assert sha in events[0]["message"] and "1 changed" in events[0]["message"]
