@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -119,6 +119,7 @@ class Kube:
 class GitOpsRepo:
     url: str
     work: Path
+    env: dict[str, str] = field(default_factory=dict)  # e.g. GIT_SSH_COMMAND for ssh:// urls
 
     def commit(self, files: dict[str, Any], message: str = "change",
                remove: tuple[str, ...] = ()) -> str:
@@ -131,7 +132,7 @@ class GitOpsRepo:
             (self.work / rel).unlink()
         repo.git.add(A=True)
         sha = repo.index.commit(message).hexsha
-        repo.git.push(self.url, "HEAD:refs/heads/main", env={**os.environ,
+        repo.git.push(self.url, "HEAD:refs/heads/main", env={**os.environ, **self.env,
                                                               "GIT_TERMINAL_PROMPT": "0"})
         return str(sha)
 
