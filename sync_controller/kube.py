@@ -130,11 +130,3 @@ class Cluster:
         except KubeError as err:
             if err.status != 404:  # deleted meanwhile: nothing left to report on
                 raise
-
-    async def list(self, api_version: str, kind: str, namespace: str | None = None,
-                   label_selector: str | None = None) -> list[dict[str, Any]]:
-        resource = await self.resource(api_version, kind)
-        items = (await _body(f"{kind} list", await self.dynamic.get(
-            resource, namespace=namespace, label_selector=label_selector,
-            serialize=False))).get("items") or []
-        return [dict(item, apiVersion=api_version, kind=kind) for item in items]

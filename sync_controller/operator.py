@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import kopf
@@ -29,7 +29,9 @@ FINALIZER = "finalizers.plinth.dev"
 MAX_BACKOFF = 300.0
 
 log = logging.getLogger("plinth.controller")
-Key = tuple[str, str]
+Key = tuple[str, str, str]  # kind, namespace, name
+Once = Callable[[dict[str, Any], Key], Awaitable[float | None]]
+SUSPENDED_RECHECK = 60.0  # a resume is a spec change and wakes the loop at once anyway
 
 
 @dataclass(frozen=True)
@@ -130,26 +132,26 @@ class Controller:
                      cancellation_timeout=5.0)
         async def repository(stopped: kopf.DaemonStopped, namespace: str | None,
                              name: str, **_: Any) -> None:
-            await self._repository_loop(stopped, (namespace or "", name))
+            await self._loop(stopped, ("GitRepository", namespace or "", name))
 
         @kopf.daemon(GROUP, VERSION, "kustomizations", registry=registry,
                      cancellation_timeout=5.0)
         async def kustomization(stopped: kopf.DaemonStopped, namespace: str | None,
                                 name: str, **_: Any) -> None:
-            await self._kustomization_loop(stopped, (namespace or "", name))
+            await self._loop(stopped, ("Kustomization", namespace or "", name))
 
         @kopf.on.event(GROUP, VERSION, "kustomizations", registry=registry)
         @kopf.on.event(GROUP, VERSION, "gitrepositories", registry=registry)
         def spec_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
             """A new generation (spec edit) reconciles at once instead of at the interval."""
-            key = (namespace or "", name)
+            key = (str(body.get("kind")), namespace or "", name)
             generation = body.get("metadata", {}).get("generation")
             if key in self.wiring.generations and generation != self.wiring.generations[key]:
                 self.wiring.waker(key).set()
 
         @kopf.on.delete(GROUP, VERSION, "kustomizations", registry=registry)
         async def deleted(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-            await self._delete_kustomization(dict(body), (namespace or "", name))
+            await self._delete_kustomization(dict(body), ("Kustomization", namespace or "", name))
 
     async def _sleep(self, key: Key, stopped: kopf.DaemonStopped, seconds: float) -> None:
         waker = self.wiring.waker(key)
@@ -162,17 +164,21 @@ class Controller:
                 task.cancel()
         waker.clear()
 
-    async def _repository_loop(self, stopped: kopf.DaemonStopped, key: Key) -> None:
-        ref = ObjectRef(GROUP, "GitRepository", key[0], key[1], VERSION)
+    async def _loop(self, stopped: kopf.DaemonStopped, key: Key) -> None:
+        """Reconcile, sleep the returned delay (negative: a failure, backed off), repeat."""
+        kind, namespace, name = key
+        ref = ObjectRef(GROUP, kind, namespace, name, VERSION)
+        once = self._repository_once if kind == "GitRepository" else self._kustomization_once
         failures = 0
         while not stopped:
-            delay = await self._guarded(ref, failures, self._repository_once(ref, key))
+            delay = await self._guarded(ref, failures, self._current(ref, key, once))
             if delay is None:
                 return
             failures = failures + 1 if delay < 0 else 0
             await self._sleep(key, stopped, abs(delay))
 
-    async def _repository_once(self, ref: ObjectRef, key: Key) -> float | None:
+    async def _current(self, ref: ObjectRef, key: Key, once: Once) -> float | None:
+        """Reconcile the object as it is now; None ends the loop (deleted or being deleted)."""
         obj = await self.cluster.get(ref)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             if obj is None:
@@ -180,47 +186,32 @@ class Controller:
             return None
         self.wiring.generations[key] = obj["metadata"]["generation"]
         if (obj.get("spec") or {}).get("suspend"):
-            return 60.0
+            return SUSPENDED_RECHECK
+        return await once(obj, key)
+
+    async def _repository_once(self, obj: dict[str, Any], key: Key) -> float | None:
         started = time.monotonic()
         outcome = await self.repositories.reconcile(obj)
-        self._observe("GitRepository", key, started, outcome.ready)
-        log.info("fetched", extra={"gitrepository": "/".join(key), "ready": outcome.ready,
+        self._observe(key, started, outcome.ready)
+        log.info("fetched", extra={"gitrepository": "/".join(key[1:]), "ready": outcome.ready,
                                    "revision": outcome.revision, "detail": outcome.message})
         self._event(obj, key, outcome.ready, "GitOperationFailed", outcome.message,
                     changed=outcome.changed)
         if outcome.changed:
             self.wiring.wake(self.wiring.readers.get(key, set()))
-        if not outcome.ready:
-            return -outcome.interval  # negative: a failure, backed off by the loop
-        return outcome.interval
+        return outcome.interval if outcome.ready else -outcome.interval
 
-    async def _kustomization_loop(self, stopped: kopf.DaemonStopped, key: Key) -> None:
-        ref = ObjectRef(GROUP, "Kustomization", key[0], key[1], VERSION)
-        failures = 0
-        while not stopped:
-            delay = await self._guarded(ref, failures, self._kustomization_once(ref, key))
-            if delay is None:
-                return
-            failures = failures + 1 if delay < 0 else 0
-            await self._sleep(key, stopped, abs(delay))
-
-    async def _kustomization_once(self, ref: ObjectRef, key: Key) -> float | None:
-        obj = await self.cluster.get(ref)
-        if obj is None or obj["metadata"].get("deletionTimestamp"):
-            if obj is None:
-                self.wiring.forget(key)
-            return None
+    async def _kustomization_once(self, obj: dict[str, Any], key: Key) -> float | None:
         spec = obj.get("spec") or {}
-        self.wiring.generations[key] = obj["metadata"]["generation"]
+        namespace = key[1]
         source = spec.get("sourceRef") or {}
-        self.wiring.record(key, (source.get("namespace") or key[0], source.get("name", "")),
-                           [(d.get("namespace") or key[0], d["name"])
-                            for d in spec.get("dependsOn") or []])
-        if spec.get("suspend"):
-            return 60.0
+        self.wiring.record(
+            key, ("GitRepository", source.get("namespace") or namespace, source.get("name", "")),
+            [("Kustomization", d.get("namespace") or namespace, d["name"])
+             for d in spec.get("dependsOn") or []])
         started = time.monotonic()
         outcome = await self.kustomizations.reconcile(obj)
-        self._observe("Kustomization", key, started, outcome.ready)
+        self._observe(key, started, outcome.ready)
         self._record_objects(key, outcome)
         summary = (f"{outcome.message}; {len(outcome.applied.changed)} changed, "
                    f"{len(outcome.pruned.deleted)} pruned") if outcome.ready else outcome.message
@@ -244,17 +235,15 @@ class Controller:
             log.warning("reconcile failed", extra={"object": str(ref), "error": str(err)})
             return -min(2.0 * 2.0 ** min(failures, 10), MAX_BACKOFF)
 
-    def _observe(self, kind: str, key: Key, started: float, ready: bool) -> None:
-        labels = (kind, *key)
-        self.metrics.reconcile_duration.labels(*labels).observe(time.monotonic() - started)
-        self.metrics.ready.labels(*labels).set(1 if ready else 0)
+    def _observe(self, key: Key, started: float, ready: bool) -> None:
+        self.metrics.reconcile_duration.labels(*key).observe(time.monotonic() - started)
+        self.metrics.ready.labels(*key).set(1 if ready else 0)
 
     def _record_objects(self, key: Key, outcome: Outcome) -> None:
-        labels = ("Kustomization", *key)
-        self.metrics.applied.labels(*labels).inc(len(outcome.applied.changed))
-        self.metrics.pruned.labels(*labels).inc(len(outcome.pruned.deleted))
+        self.metrics.applied.labels(*key).inc(len(outcome.applied.changed))
+        self.metrics.pruned.labels(*key).inc(len(outcome.pruned.deleted))
         log.info("reconciled", extra={
-            "kustomization": "/".join(key), "ready": outcome.ready, "reason": outcome.reason,
+            "kustomization": "/".join(key[1:]), "ready": outcome.ready, "reason": outcome.reason,
             "revision": outcome.revision, "changed": len(outcome.applied.changed),
             "pruned": len(outcome.pruned.deleted), "detail": outcome.message})
 
@@ -273,9 +262,9 @@ class Controller:
         spec = obj.get("spec") or {}
         if spec.get("prune", True) and not spec.get("suspend"):
             refs = inventory.from_status(obj.get("status"))
-            result = await prune(self.cluster, refs, key)
-            self.metrics.pruned.labels("Kustomization", *key).inc(len(result.deleted))
-            log.info("pruned on delete", extra={"kustomization": "/".join(key),
+            result = await prune(self.cluster, refs, (key[1], key[2]))
+            self.metrics.pruned.labels(*key).inc(len(result.deleted))
+            log.info("pruned on delete", extra={"kustomization": "/".join(key[1:]),
                                                 "pruned": len(result.deleted)})
         self.wiring.forget(key)
-        self.metrics.forget("Kustomization", *key)
+        self.metrics.forget(*key)

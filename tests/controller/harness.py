@@ -159,6 +159,15 @@ class Scenario:
             "spec": {"sourceRef": {"kind": "GitRepository", "name": "repo"}, "path": path,
                      "interval": "2s", "retryInterval": "1s", "prune": True, **spec}})
 
+    def sync(self, files: dict[str, Any], name: str = "app", **spec: Any) -> str:
+        """Commit `files`, point a GitRepository and Kustomization `name` (path ./app) at
+        them, and wait until that commit is applied."""
+        sha = self.repo.commit(files)
+        self.git_repository()
+        self.kustomization(name, "./app", **spec)
+        self.wait_applied(name, sha)
+        return sha
+
     def status(self, name: str, kind: str = "kustomizations.plinth.dev") -> dict[str, Any]:
         obj = self.kube.get(kind, name, self.namespace) or {}
         return dict(obj.get("status") or {})

@@ -8,15 +8,11 @@ from tests.gitops_repos import configmap, kustomization
 
 def _good(scenario: Scenario) -> str:
     ns = scenario.namespace
-    sha = scenario.repo.commit({
+    return scenario.sync({
         "app/kustomization.yaml": kustomization("a.yaml", "b.yaml"),
         "app/a.yaml": configmap("a", {"v": "1"}, namespace=ns),
         "app/b.yaml": configmap("b", {"v": "1"}, namespace=ns),
     })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app")
-    scenario.wait_applied("app", sha)
-    return sha
 
 
 def _unchanged(scenario: Scenario, good: str) -> None:

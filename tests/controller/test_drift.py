@@ -7,14 +7,11 @@ from tests.gitops_repos import configmap, kustomization
 
 def test_drift_is_corrected_within_one_interval(scenario: Scenario) -> None:
     ns = scenario.namespace
-    sha = scenario.repo.commit({
+    scenario.sync({
         "app/kustomization.yaml": kustomization("a.yaml", "b.yaml"),
         "app/a.yaml": configmap("a", {"color": "blue"}, namespace=ns),
         "app/b.yaml": configmap("b", {"size": "s"}, namespace=ns),
-    })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app", interval="3s")
-    scenario.wait_applied("app", sha)
+    }, interval="3s")
 
     scenario.kube.run("patch", "configmap", "a", "-n", ns, "--type=merge",
                       "-p", '{"data": {"color": "red"}}')

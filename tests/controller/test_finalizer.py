@@ -7,13 +7,10 @@ from tests.gitops_repos import configmap, kustomization
 
 def _synced(scenario: Scenario, prune: bool) -> None:
     ns = scenario.namespace
-    sha = scenario.repo.commit({
+    scenario.sync({
         "app/kustomization.yaml": kustomization("a.yaml"),
         "app/a.yaml": configmap("a", {"v": "1"}, namespace=ns),
-    })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app", prune=prune)
-    scenario.wait_applied("app", sha)
+    }, prune=prune)
     live = scenario.kube.get("kustomizations.plinth.dev", "app", ns) or {}
     assert "finalizers.plinth.dev" in live["metadata"].get("finalizers", [])
 

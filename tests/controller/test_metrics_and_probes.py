@@ -15,13 +15,10 @@ def test_probes_answer(controller: ControllerProcess) -> None:
 def test_metrics_and_events_describe_a_reconcile(scenario: Scenario,
                                                  controller: ControllerProcess) -> None:
     ns = scenario.namespace
-    sha = scenario.repo.commit({
+    sha = scenario.sync({
         "app/kustomization.yaml": kustomization("a.yaml"),
         "app/a.yaml": configmap("a", {"v": "1"}, namespace=ns),
     })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app")
-    scenario.wait_applied("app", sha)
 
     labels = f'kind="Kustomization",name="app",namespace="{ns}"'
     status, text = controller.http("/metrics")

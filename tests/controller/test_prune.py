@@ -1,20 +1,20 @@
 """A file removed from git deletes its objects; opted-out and foreign objects survive."""
 from __future__ import annotations
 
+from typing import Any
+
 from tests.controller.harness import Scenario, wait_for
 from tests.gitops_repos import configmap, kustomization
 
 
-def _two_configmaps(scenario: Scenario, annotations: dict[str, str] | None = None) -> str:
+def _two_configmaps(scenario: Scenario, annotations: dict[str, str] | None = None,
+                    **spec: Any) -> str:
     ns = scenario.namespace
-    sha = scenario.repo.commit({
+    sha = scenario.sync({
         "app/kustomization.yaml": kustomization("keep.yaml", "drop.yaml"),
         "app/keep.yaml": configmap("keep", {"a": "1"}, namespace=ns),
         "app/drop.yaml": configmap("drop", {"b": "2"}, namespace=ns, annotations=annotations),
-    })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app")
-    scenario.wait_applied("app", sha)
+    }, **spec)
     assert scenario.configmap("drop") is not None
     return sha
 
@@ -44,22 +44,15 @@ def test_prune_disabled_annotation_keeps_the_object(scenario: Scenario) -> None:
 
 
 def test_prune_false_keeps_removed_objects(scenario: Scenario) -> None:
-    ns = scenario.namespace
-    sha = scenario.repo.commit({
-        "app/kustomization.yaml": kustomization("keep.yaml", "drop.yaml"),
-        "app/keep.yaml": configmap("keep", {"a": "1"}, namespace=ns),
-        "app/drop.yaml": configmap("drop", {"b": "2"}, namespace=ns),
-    })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app", prune=False)
-    scenario.wait_applied("app", sha)
+    _two_configmaps(scenario, prune=False)
     _remove_drop(scenario)
     assert scenario.configmap("drop") is not None
 
 
 def test_objects_it_did_not_apply_are_never_pruned(scenario: Scenario) -> None:
     """A ConfigMap of the same name made by hand is not ours, even after git drops it."""
-    _two_configmaps(scenario)
+    # A long interval: no drift correction may put the label back before the next commit.
+    _two_configmaps(scenario, interval="10m")
     # Someone re-labels the object as their own; the controller must then leave it alone.
     scenario.kube.run("label", "configmap", "drop", "-n", scenario.namespace, "--overwrite",
                       "kustomize.plinth.dev/name=someone-else")

@@ -9,13 +9,10 @@ from tests.gitops_repos import configmap, kustomization
 
 def test_suspend_stops_applying_and_resume_catches_up(scenario: Scenario) -> None:
     ns = scenario.namespace
-    first = scenario.repo.commit({
+    first = scenario.sync({
         "app/kustomization.yaml": kustomization("a.yaml"),
         "app/a.yaml": configmap("a", {"v": "1"}, namespace=ns),
     })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app")
-    scenario.wait_applied("app", first)
 
     scenario.kustomization("app", "./app", suspend=True)
     second = scenario.repo.commit({"app/a.yaml": configmap("a", {"v": "2"}, namespace=ns)})

@@ -35,13 +35,10 @@ def test_first_sync_creates_objects_and_reports_status(scenario: Scenario) -> No
 
 def test_new_commit_updates_objects(scenario: Scenario) -> None:
     ns = scenario.namespace
-    first = scenario.repo.commit({
+    scenario.sync({
         "app/kustomization.yaml": kustomization("config.yaml"),
         "app/config.yaml": configmap("settings", {"color": "blue"}, namespace=ns),
-    })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app", interval="10m")
-    scenario.wait_applied("app", first)
+    }, interval="10m")
 
     second = scenario.repo.commit({"app/config.yaml": configmap("settings", {"color": "green"},
                                                                 namespace=ns)})
@@ -53,11 +50,12 @@ def test_new_commit_updates_objects(scenario: Scenario) -> None:
 
 def test_object_without_namespace_goes_to_the_kustomization_namespace(
         scenario: Scenario) -> None:
+    """Also: a GitRepository and a Kustomization may share a name, as `flux-system` does."""
     sha = scenario.repo.commit({
         "app/kustomization.yaml": kustomization("config.yaml"),
         "app/config.yaml": configmap("plain", {"a": "1"}, namespace=None),
     })
-    scenario.git_repository()
-    scenario.kustomization("app", "./app")
+    scenario.git_repository("app")
+    scenario.kustomization("app", "./app", sourceRef={"kind": "GitRepository", "name": "app"})
     scenario.wait_applied("app", sha)
     assert scenario.configmap("plain") is not None
