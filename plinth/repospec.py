@@ -75,6 +75,9 @@ class RepoSpec(Strict):
     source_name: Name = Field(
         default="gitops", description="Name of the GitRepository the cluster Kustomizations use."
     )
+    pull_secret: Name | None = Field(
+        default=None, description="dockerconfigjson Secret in plinth-system for the controller image."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RepoSpec:

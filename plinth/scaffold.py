@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from plinth import controller_manifests
 from plinth.repospec import AppSpec, EnvironmentSpec, RepoSpec
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "gitops_repo_template"
@@ -72,6 +73,9 @@ def _expand(rel: str, spec: RepoSpec) -> Iterator[tuple[str, dict[str, Any]]]:
         "controller_version": spec.controller_version,
         "source_name": spec.source_name,
         "image_of": spec.image_of,
+        "controller_manifests": controller_manifests.to_yaml(controller_manifests.manifests(
+            controller_manifests.controller_image(spec.registry, spec.controller_version),
+            spec.pull_secret)),
     }
     envs: list[EnvironmentSpec | None] = list(spec.environments) if "__env__" in rel else [None]
     apps: list[AppSpec | None] = list(spec.apps) if "__app__" in rel else [None]
