@@ -6,10 +6,7 @@ every error message is scrubbed of them before it can reach a log or a status.
 """
 from __future__ import annotations
 
-import base64
 import io
-import os
-import re
 import shutil
 import tarfile
 import tempfile
@@ -18,6 +15,7 @@ from pathlib import Path
 
 import git
 
+from plinth.git_auth import Credentials, git_env
 from plinth.semver_range import ConstraintError, parse_constraint
 
 KEEP_ARTIFACTS = 2
@@ -43,32 +41,6 @@ class Ref:
 
 
 @dataclass(frozen=True)
-class Credentials:
-    """From the GitRepository's Secret: username/password, bearerToken, or identity/known_hosts."""
-
-    username: str | None = None
-    password: str | None = None
-    bearer_token: str | None = None
-    identity: str | None = None
-    known_hosts: str | None = None
-
-    @classmethod
-    def from_secret_data(cls, data: dict[str, str]) -> Credentials:
-        def value(key: str) -> str | None:
-            raw = data.get(key)
-            return base64.b64decode(raw).decode() if raw else None
-
-        return cls(value("username"), value("password"), value("bearerToken"),
-                   value("identity"), value("known_hosts"))
-
-    def secrets(self) -> list[str]:
-        values = [self.password, self.bearer_token, self.identity]
-        if self.username and self.password:
-            values.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
-        return [v for v in values if v]
-
-
-@dataclass(frozen=True)
 class Artifact:
     revision: str  # "<ref>@sha1:<hash>", or "sha1:<hash>" for a bare commit
     commit: str
@@ -89,7 +61,7 @@ class GitSource:
 
     def fetch(self, ref: Ref) -> Artifact:
         """Resolve `ref` on the remote, fetch that commit if new, and return its artifact."""
-        with self._git_env() as env:
+        with git_env(self.credentials) as env:
             repo = self._repo()
             name, commit = self._resolve(repo, ref, env)
             if not self._has(repo, commit):
@@ -195,51 +167,7 @@ class GitSource:
             shutil.rmtree(old, ignore_errors=True)
 
     def _scrub(self, text: str) -> str:
-        for secret in self.credentials.secrets():
-            text = text.replace(secret, "***")
-        # user:password@ in a URL someone wrote into spec.url
-        return _strip_userinfo(text)
-
-    class _Env:
-        def __init__(self, env: dict[str, str], tmp: tempfile.TemporaryDirectory[str] | None):
-            self.env, self.tmp = env, tmp
-
-        def __enter__(self) -> dict[str, str]:
-            return self.env
-
-        def __exit__(self, *exc: object) -> None:
-            if self.tmp is not None:
-                self.tmp.cleanup()
-
-    def _git_env(self) -> GitSource._Env:
-        """Credentials as git config in the environment (git >= 2.31): never on a command line."""
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-               "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/false",
-               "GIT_CONFIG_NOSYSTEM": "1"}
-        config: list[tuple[str, str]] = []
-        creds = self.credentials
-        if creds.bearer_token:
-            config.append(("http.extraHeader", f"Authorization: Bearer {creds.bearer_token}"))
-        elif creds.username and creds.password:
-            token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-            config.append(("http.extraHeader", f"Authorization: Basic {token}"))
-        tmp = None
-        if creds.identity:
-            tmp = tempfile.TemporaryDirectory(prefix="plinth-ssh-")
-            key = Path(tmp.name) / "identity"
-            key.write_text(creds.identity if creds.identity.endswith("\n")
-                           else creds.identity + "\n")
-            key.chmod(0o600)
-            known = Path(tmp.name) / "known_hosts"
-            known.write_text(creds.known_hosts or "")
-            env["GIT_SSH_COMMAND"] = (
-                f"ssh -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known} "
-                f"-o StrictHostKeyChecking=yes -o BatchMode=yes")
-        env["GIT_CONFIG_COUNT"] = str(len(config))
-        for i, (key_name, value) in enumerate(config):
-            env[f"GIT_CONFIG_KEY_{i}"] = key_name
-            env[f"GIT_CONFIG_VALUE_{i}"] = value
-        return GitSource._Env(env, tmp)
+        return self.credentials.scrub(text)
 
 
 def _short_ref(name: str | None) -> str:
@@ -250,6 +178,3 @@ def _short_ref(name: str | None) -> str:
             return name[len(prefix):]
     return name
 
-
-def _strip_userinfo(text: str) -> str:
-    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)

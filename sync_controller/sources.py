@@ -8,7 +8,8 @@ from typing import Any
 from sync_controller.durations import parse_duration
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
-from sync_controller.source import Artifact, Credentials, GitSource, Ref, SourceError
+from plinth.git_auth import Credentials
+from sync_controller.source import Artifact, GitSource, Ref, SourceError
 
 
 class Sources:

@@ -8,7 +8,8 @@ import pytest
 
 from plinth.localenv.gitdaemon import GitDaemon
 from plinth.localenv.githttp import GitHttpServer
-from sync_controller.source import Credentials, GitSource, Ref, SourceError
+from plinth.git_auth import Credentials
+from sync_controller.source import GitSource, Ref, SourceError
 
 
 def publish(url: str, work: Path, env: dict[str, str] | None = None) -> dict[str, str]:

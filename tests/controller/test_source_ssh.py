@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sync_controller.source import Credentials, GitSource, Ref, SourceError
+from plinth.git_auth import Credentials
+from sync_controller.source import GitSource, Ref, SourceError
 from tests.controller.harness import GitOpsRepo, Scenario
 from tests.fixtures.sshd import GitSshServer
 from tests.gitops_repos import configmap, kustomization
