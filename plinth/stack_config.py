@@ -6,12 +6,12 @@ or missing value fails with the file, the key and what was expected, before anyt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Field, StringConstraints, ValidationError, model_validator
 
-from plinth.repospec import RepoSpec, Strict
+from plinth.repospec import IMAGE, TAG, Name, RepoSpec, Strict
 
 NAMESPACE = "plinth"
 
@@ -20,8 +20,74 @@ class StackConfigError(Exception):
     """The stack configuration is missing or invalid; the message names file and key."""
 
 
+class ClusterConfig(Strict):
+    """Where the cluster comes from. `local`: etcd + kube-apiserver on this machine (objects
+    are stored and served, no workloads run); `kind`: a kind cluster (needs kind and Docker);
+    `kubeconfig`: adopt an existing context; `eks`: an EKS cluster on AWS."""
+
+    kind: Literal["local", "kind", "kubeconfig", "eks"] = "local"
+    kubeconfig: str | None = Field(default=None, description="kubeconfig file (kind kubeconfig)")
+    context: str | None = None
+    kubernetes_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+$")] = "1.33"
+    node_count: int = Field(default=2, ge=1, le=100)
+    node_max: int = Field(default=4, ge=1, le=200)
+    instance_type: str = "t3.medium"
+    subnet_ids: list[str] = Field(default_factory=list, description="eks: use these subnets")
+    vpc_cidr: str = "10.0.0.0/16"
+    admins: list[str] = Field(default_factory=list, description="eks: IAM principal ARNs")
+    deletion_protection: bool = False
+
+    @model_validator(mode="after")
+    def _per_kind(self) -> ClusterConfig:
+        if self.kind == "kubeconfig" and not self.kubeconfig:
+            raise ValueError("kind 'kubeconfig' needs kubeconfig (a file path)")
+        if self.node_max < self.node_count:
+            raise ValueError(f"node_max {self.node_max} is below node_count {self.node_count}")
+        return self
+
+
+class RegistryConfig(Strict):
+    """`local`: registry v2 on loopback; `ecr`: one repository per app and one for the
+    controller; `external`: a registry at `url` (password from the secret config key
+    `plinth:registryPassword`)."""
+
+    kind: Literal["local", "ecr", "external"] = "local"
+    url: str | None = None
+    username: str | None = None
+    keep_images: int = Field(default=20, ge=1, le=1000, description="ecr lifecycle policy")
+
+    @model_validator(mode="after")
+    def _per_kind(self) -> RegistryConfig:
+        if self.kind == "external" and not self.url:
+            raise ValueError("kind 'external' needs url")
+        return self
+
+
+class RepositoriesConfig(Strict):
+    """The two repositories of the GitOps model: application code and the GitOps config."""
+
+    kind: Literal["local", "codecommit"] = "local"
+    app: Name = "app"
+    gitops: Name = "gitops"
+    branch: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/-]+$")] = "main"
+
+
+class ControllerConfig(Strict):
+    image: Annotated[str, StringConstraints(pattern=IMAGE)] | None = Field(
+        default=None, description="default: <registry>/plinth-controller")
+    tag: Annotated[str, StringConstraints(pattern=TAG)] | None = Field(
+        default=None, description="default: plinth:gitops.controller_version")
+    run_locally: bool | None = Field(
+        default=None, description="run the controller as a local process (default: when the "
+                                  "cluster kind is local, where no kubelet runs pods)")
+
+
 class StackConfig(Strict):
     gitops: RepoSpec
+    cluster: ClusterConfig = ClusterConfig()
+    registry: RegistryConfig = RegistryConfig()
+    repositories: RepositoriesConfig = RepositoriesConfig()
+    controller: ControllerConfig = ControllerConfig()
 
     @classmethod
     def from_keys(cls, values: dict[str, Any], source: str) -> StackConfig:

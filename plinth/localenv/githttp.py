@@ -87,6 +87,9 @@ class GitHttpServer:
             return err.code == HTTPStatus.UNAUTHORIZED
         return False
 
+    def running(self) -> bool:
+        return self.process.running()
+
     def stop(self) -> None:
         self.process.stop()
 

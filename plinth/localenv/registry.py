@@ -84,6 +84,9 @@ class LocalRegistry:
         self._credentials.chmod(0o600)
         return state
 
+    def running(self) -> bool:
+        return self.process.running()
+
     def stop(self) -> None:
         self.process.stop()
 
