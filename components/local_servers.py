@@ -82,6 +82,7 @@ class LocalServer(Resource):
     """`kind`: control-plane | git | registry | controller. Secret outputs stay secret."""
 
     endpoint: pulumi.Output[str]
+    state_dir: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
     kubeconfig_path: pulumi.Output[str]
     username: pulumi.Output[str]

@@ -16,14 +16,8 @@ from plinth.schemas import load_crds
 NAMESPACE = "plinth-system"
 NAME = "plinth-controller"
 PROBE_PORT = 8080
-DEFAULT_IMAGE_REPOSITORY = "ghcr.io/plinth-dev/plinth-controller"
 _KEEP = {"plinth.dev/prune": "disabled"}
 _LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "plinth"}
-
-
-def controller_image(registry: str | None, version: str) -> str:
-    repository = f"{registry}/plinth-controller" if registry else DEFAULT_IMAGE_REPOSITORY
-    return f"{repository}:{version}"
 
 
 def _meta(name: str, namespaced: bool = True) -> dict[str, Any]:
@@ -33,7 +27,8 @@ def _meta(name: str, namespaced: bool = True) -> dict[str, Any]:
     return meta
 
 
-def manifests(image: str, pull_secret: str | None = None) -> list[dict[str, Any]]:
+def manifests(image: str, pull_secret: str | None = None,
+              role_arn: str | None = None) -> list[dict[str, Any]]:
     """In apply order. The controller applies whatever its Kustomizations hold, so it is bound
     to cluster-admin, as Flux's kustomize-controller is."""
     with_crds = []
@@ -43,7 +38,7 @@ def manifests(image: str, pull_secret: str | None = None) -> list[dict[str, Any]
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, namespaced=False)},
         *with_crds,
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(NAME)},
+        _service_account(role_arn),
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
          "metadata": _meta(NAME, namespaced=False),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
@@ -55,6 +50,13 @@ def manifests(image: str, pull_secret: str | None = None) -> list[dict[str, Any]
                   "ports": [{"name": "http-metrics", "port": PROBE_PORT,
                              "targetPort": "http-metrics"}]}},
     ]
+
+
+def _service_account(role_arn: str | None) -> dict[str, Any]:
+    meta = _meta(NAME)
+    if role_arn:  # EKS: IRSA lets the controller read ECR without a static key
+        meta["annotations"]["eks.amazonaws.com/role-arn"] = role_arn
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
 def _deployment(image: str, pull_secret: str | None) -> dict[str, Any]:

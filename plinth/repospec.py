@@ -17,7 +17,10 @@ IMAGE = (
     r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
 )
 TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+IMAGE_REF = IMAGE[:-1] + r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
 REGISTRY = r"^[a-zA-Z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9._-]+)*$"
+
+DEFAULT_CONTROLLER_REPOSITORY = "ghcr.io/plinth-dev/plinth-controller"
 
 Name = Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)]
 
@@ -78,6 +81,12 @@ class RepoSpec(Strict):
     pull_secret: Name | None = Field(
         default=None, description="dockerconfigjson Secret in plinth-system for the controller image."
     )
+    controller_image: Annotated[str, StringConstraints(pattern=IMAGE_REF)] | None = Field(
+        default=None, description="Full image reference; default: <registry>/plinth-controller:<version>."
+    )
+    controller_role_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")] | None = Field(
+        default=None, description="IAM role for the controller's ServiceAccount (EKS IRSA)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RepoSpec:
@@ -99,6 +108,14 @@ class RepoSpec(Strict):
     @property
     def active_env(self) -> str:
         return self.cluster_env or self.environments[0].name
+
+    @property
+    def controller_image_ref(self) -> str:
+        if self.controller_image:
+            return self.controller_image
+        repository = (f"{self.registry}/plinth-controller" if self.registry
+                      else DEFAULT_CONTROLLER_REPOSITORY)
+        return f"{repository}:{self.controller_version}"
 
     def image_of(self, app: AppSpec) -> str:
         """The app's image, under the registry when the image names no registry host itself."""

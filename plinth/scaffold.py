@@ -74,8 +74,7 @@ def _expand(rel: str, spec: RepoSpec) -> Iterator[tuple[str, dict[str, Any]]]:
         "source_name": spec.source_name,
         "image_of": spec.image_of,
         "controller_manifests": controller_manifests.to_yaml(controller_manifests.manifests(
-            controller_manifests.controller_image(spec.registry, spec.controller_version),
-            spec.pull_secret)),
+            spec.controller_image_ref, spec.pull_secret, spec.controller_role_arn)),
     }
     envs: list[EnvironmentSpec | None] = list(spec.environments) if "__env__" in rel else [None]
     apps: list[AppSpec | None] = list(spec.apps) if "__app__" in rel else [None]

@@ -33,7 +33,8 @@ class ClusterConfig(Strict):
     node_max: int = Field(default=4, ge=1, le=200)
     instance_type: str = "t3.medium"
     subnet_ids: list[str] = Field(default_factory=list, description="eks: use these subnets")
-    vpc_cidr: str = "10.0.0.0/16"
+    vpc_cidr: Annotated[str, StringConstraints(
+        pattern=r"^[0-9]{1,3}\.[0-9]{1,3}\.0\.0/16$")] = "10.0.0.0/16"
     admins: list[str] = Field(default_factory=list, description="eks: IAM principal ARNs")
     deletion_protection: bool = False
 

@@ -20,7 +20,8 @@ from sync_controller.gitrepository import GitRepositoryReconciler
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
 from sync_controller.metrics import Metrics, ProbeServer
-from sync_controller.prune import prune
+from sync_controller.durations import parse_duration
+from sync_controller.prune import prune, wait_gone
 from sync_controller.reconcile import KustomizationReconciler, Outcome
 from sync_controller.sources import Sources
 
@@ -263,6 +264,11 @@ class Controller:
         if spec.get("prune", True) and not spec.get("suspend"):
             refs = inventory.from_status(obj.get("status"))
             result = await prune(self.cluster, refs, (key[1], key[2]))
+            timeout = parse_duration(spec.get("timeout", "5m"), "spec.timeout")
+            left = await wait_gone(self.cluster, result.deleted, timeout)
+            if left:
+                log.warning("pruned objects still present", extra={
+                    "kustomization": "/".join(key[1:]), "objects": [str(r) for r in left]})
             self.metrics.pruned.labels(*key).inc(len(result.deleted))
             log.info("pruned on delete", extra={"kustomization": "/".join(key[1:]),
                                                 "pruned": len(result.deleted)})

@@ -3,6 +3,8 @@ those annotated `plinth.dev/prune: disabled`. Namespaces and CRDs go last, since
 them first would take everything inside them along before the rest is accounted for."""
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 from sync_controller.inventory import (OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, PRUNE_ANNOTATION,
@@ -38,3 +40,24 @@ async def prune(cluster: Cluster, refs: list[ObjectRef], owner: tuple[str, str])
         if await cluster.delete(ref):
             result.deleted.append(ref)
     return result
+
+
+async def wait_gone(cluster: Cluster, refs: list[ObjectRef], timeout: float) -> list[ObjectRef]:
+    """Poll until `refs` are gone (their own finalizers done); returns those still present.
+
+    Deleting a Kustomization waits for what it pruned, so that a tree of Kustomizations
+    (root -> infrastructure, apps) is gone before the controller or its CRDs go."""
+    deadline = time.monotonic() + timeout
+    pending = list(refs)
+    while pending and time.monotonic() < deadline:
+        pending = [ref for ref in pending if await _present(cluster, ref)]
+        if pending:
+            await asyncio.sleep(0.5)
+    return pending
+
+
+async def _present(cluster: Cluster, ref: ObjectRef) -> bool:
+    try:
+        return await cluster.get(ref) is not None
+    except UnknownKind:
+        return False

@@ -1,0 +1,93 @@
+"""SyncController: installs the Plinth sync controller and points it at the GitOps repo.
+
+Ownership, so Pulumi and the controller never fight:
+- Pulumi creates the controller's install (Namespace, CRDs, ServiceAccount, RBAC, Deployment,
+  Service) once, from the same generator that writes `clusters/<cluster>/plinth-system/` in git,
+  and ignores later changes to them: from then on git owns them and the controller applies
+  them (a version bump is a commit; the controller upgrades itself). Pulumi still deletes them
+  on destroy.
+- Pulumi alone owns what must exist before the controller can read git and is not in git: the
+  git credentials Secret, the registry pull Secret, and the root GitRepository + Kustomization.
+
+Where no kubelet runs (the `local` cluster), the controller also runs as a local process
+against the same API server, so the path from `pulumi up` to synced objects is real.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.local_servers import LocalServer
+from plinth import controller_manifests
+from plinth.controller_manifests import NAMESPACE
+
+ROOT = "plinth-system"
+
+
+@dataclass(frozen=True)
+class SyncControllerArgs:
+    provider: k8s.Provider
+    cluster_name: str
+    image: str
+    pull_secret: str | None
+    gitops_url: pulumi.Input[str]
+    branch: str
+    source_name: str
+    git_secret_name: str
+    local_kubeconfig_path: pulumi.Input[str] | None  # set: run the controller locally
+    state_dir: Path
+
+
+def _bootstrap_only(args: pulumi.ResourceTransformationArgs
+                    ) -> pulumi.ResourceTransformationResult | None:
+    """After creation git owns these objects; Pulumi keeps only create and delete."""
+    keys = [k for k in ("metadata", "spec", "rules", "roleRef", "subjects", "data")
+            if k in args.props]
+    return pulumi.ResourceTransformationResult(
+        args.props, pulumi.ResourceOptions.merge(args.opts,
+                                                 pulumi.ResourceOptions(ignore_changes=keys)))
+
+
+class SyncController(pulumi.ComponentResource):
+    def __init__(self, name: str, args: SyncControllerArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("plinth:sync_controller:SyncController", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        # The IRSA annotation (EKS) arrives with the first reconcile from git, which owns it.
+        self.install = k8s.yaml.ConfigGroup(
+            f"{name}-install", yaml=[controller_manifests.to_yaml(
+                controller_manifests.manifests(args.image, args.pull_secret))],
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                transformations=[_bootstrap_only])))
+        ready: list[pulumi.Resource] = [self.install]
+        if args.local_kubeconfig_path is not None:
+            ready.append(LocalServer(
+                f"{name}-process", "controller", str(args.state_dir / "controller"),
+                kubeconfig_path=args.local_kubeconfig_path,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.install])))
+        # The root objects depend on the running controller, so destroy deletes them first,
+        # while the controller is still there to prune behind their finalizers.
+        root_opts = pulumi.ResourceOptions.merge(k8s_opts,
+                                                 pulumi.ResourceOptions(depends_on=ready))
+        self.source = k8s.apiextensions.CustomResource(
+            f"{name}-source", api_version="plinth.dev/v1", kind="GitRepository",
+            metadata={"name": args.source_name, "namespace": NAMESPACE},
+            spec={"url": args.gitops_url, "ref": {"branch": args.branch}, "interval": "1m",
+                  "secretRef": {"name": args.git_secret_name}}, opts=root_opts)
+        self.root = k8s.apiextensions.CustomResource(
+            f"{name}-root", api_version="plinth.dev/v1", kind="Kustomization",
+            metadata={"name": ROOT, "namespace": NAMESPACE},
+            spec=_root_spec(args.cluster_name, args.source_name),
+            opts=pulumi.ResourceOptions.merge(root_opts,
+                                              pulumi.ResourceOptions(depends_on=[self.source])))
+        self.register_outputs({"image": args.image})
+
+
+def _root_spec(cluster: str, source_name: str) -> dict[str, Any]:
+    return {"sourceRef": {"kind": "GitRepository", "name": source_name},
+            "path": f"./clusters/{cluster}", "interval": "10m", "retryInterval": "1m",
+            "timeout": "5m", "prune": True}
