@@ -60,8 +60,9 @@ class LocalServerProvider(ResourceProvider):
                             outs=_outputs(props["kind"], server, props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # kubeconfig_path is an input of the controller and an output of the control plane
         replaces = [k for k in ("kind", "state_dir", "kubeconfig_path")
-                    if olds.get(k) != news.get(k)]
+                    if news.get(k) is not None and olds.get(k) != news.get(k)]
         stopped = not _server(olds["kind"], olds["state_dir"], olds).running()
         return DiffResult(changes=bool(replaces) or stopped, replaces=replaces,
                           delete_before_replace=True)

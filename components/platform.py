@@ -18,7 +18,7 @@ from components.gitops_repo import GitOpsRepo
 from components.local_servers import LocalServer
 from components.registry import Registry, RegistryArgs
 from components.sync_controller import SyncController, SyncControllerArgs
-from plinth.controller_manifests import NAMESPACE
+from plinth import controller_manifests
 from plinth.stack_config import StackConfig
 
 
@@ -41,8 +41,7 @@ class Platform(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.cluster.provider)
         # Pulumi-owned secrets live in plinth-system before the controller's install does.
         namespace = k8s.core.v1.Namespace(
-            "plinth-system", metadata={"name": NAMESPACE,
-                                       "annotations": {"plinth.dev/prune": "disabled"}},
+            "plinth-system", metadata=controller_manifests.namespace()["metadata"],
             opts=k8s_opts)
         self.registry = Registry("registry", RegistryArgs(
             config.registry, args.state_dir, [a.name for a in config.gitops.apps],
@@ -99,4 +98,7 @@ class Platform(pulumi.ComponentResource):
                 "registry": config.gitops.registry or values[0],
                 "pull_secret": self.registry.pull_secret_name,
                 "controller_image": self.controller_image(config),
-                "controller_role_arn": values[1]}).model_dump(mode="json"))
+                "controller_role_arn": values[1],
+                # nothing becomes Available without a kubelet: waiting would never end
+                "health_wait": config.gitops.health_wait and config.cluster.kind != "local",
+            }).model_dump(mode="json"))

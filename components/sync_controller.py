@@ -42,14 +42,22 @@ class SyncControllerArgs:
     state_dir: Path
 
 
-def _bootstrap_only(args: pulumi.ResourceTransformationArgs
-                    ) -> pulumi.ResourceTransformationResult | None:
-    """After creation git owns these objects; Pulumi keeps only create and delete."""
-    keys = [k for k in ("metadata", "spec", "rules", "roleRef", "subjects", "data")
-            if k in args.props]
-    return pulumi.ResourceTransformationResult(
-        args.props, pulumi.ResourceOptions.merge(args.opts,
-                                                 pulumi.ResourceOptions(ignore_changes=keys)))
+def _bootstrap_only(skip_await: bool) -> pulumi.ResourceTransformation:
+    """After creation git owns these objects; Pulumi keeps only create and delete. Without a
+    kubelet (local cluster) no pod starts, so Pulumi must not wait for the rollout."""
+    def transform(args: pulumi.ResourceTransformationArgs
+                  ) -> pulumi.ResourceTransformationResult | None:
+        props = args.props
+        metadata = props.get("metadata")
+        if skip_await and isinstance(metadata, dict):
+            annotations = dict(metadata.get("annotations") or {})
+            annotations["pulumi.com/skipAwait"] = "true"
+            props = {**props, "metadata": {**metadata, "annotations": annotations}}
+        keys = [k for k in ("metadata", "spec", "rules", "roleRef", "subjects", "data")
+                if k in props]
+        return pulumi.ResourceTransformationResult(props, pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(ignore_changes=keys)))
+    return transform
 
 
 class SyncController(pulumi.ComponentResource):
@@ -60,9 +68,10 @@ class SyncController(pulumi.ComponentResource):
         # The IRSA annotation (EKS) arrives with the first reconcile from git, which owns it.
         self.install = k8s.yaml.ConfigGroup(
             f"{name}-install", yaml=[controller_manifests.to_yaml(
-                controller_manifests.manifests(args.image, args.pull_secret))],
+                [o for o in controller_manifests.manifests(args.image, args.pull_secret)
+                 if o["kind"] != "Namespace"])],  # the Platform made it, for the Secrets
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
-                transformations=[_bootstrap_only])))
+                transformations=[_bootstrap_only(args.local_kubeconfig_path is not None)])))
         ready: list[pulumi.Resource] = [self.install]
         if args.local_kubeconfig_path is not None:
             ready.append(LocalServer(

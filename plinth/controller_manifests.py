@@ -27,6 +27,10 @@ def _meta(name: str, namespaced: bool = True) -> dict[str, Any]:
     return meta
 
 
+def namespace() -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, namespaced=False)}
+
+
 def manifests(image: str, pull_secret: str | None = None,
               role_arn: str | None = None) -> list[dict[str, Any]]:
     """In apply order. The controller applies whatever its Kustomizations hold, so it is bound
@@ -36,7 +40,7 @@ def manifests(image: str, pull_secret: str | None = None,
         crd["metadata"].setdefault("annotations", {}).update(_KEEP)
         with_crds.append(crd)
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, namespaced=False)},
+        namespace(),
         *with_crds,
         _service_account(role_arn),
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",

@@ -81,6 +81,10 @@ class RepoSpec(Strict):
     pull_secret: Name | None = Field(
         default=None, description="dockerconfigjson Secret in plinth-system for the controller image."
     )
+    health_wait: bool = Field(
+        default=True, description="Kustomizations wait for workloads to be healthy; off where "
+                                  "no kubelet runs them (the local control plane)."
+    )
     controller_image: Annotated[str, StringConstraints(pattern=IMAGE_REF)] | None = Field(
         default=None, description="Full image reference; default: <registry>/plinth-controller:<version>."
     )

@@ -72,6 +72,7 @@ def _expand(rel: str, spec: RepoSpec) -> Iterator[tuple[str, dict[str, Any]]]:
         "registry": spec.registry,
         "controller_version": spec.controller_version,
         "source_name": spec.source_name,
+        "health_wait": spec.health_wait,
         "image_of": spec.image_of,
         "controller_manifests": controller_manifests.to_yaml(controller_manifests.manifests(
             spec.controller_image_ref, spec.pull_secret, spec.controller_role_arn)),
