@@ -47,6 +47,11 @@ def _processes_under(path: Path) -> list[str]:
     return [line for line in out.splitlines() if str(path) in line]
 
 
+def _appliers(obj: dict[str, Any]) -> set[str]:
+    return {m["manager"] for m in obj["metadata"].get("managedFields", [])
+            if m["operation"] == "Apply"}
+
+
 def _image(kube: Kube) -> str:
     deploy: dict[str, Any] = kube.get("deployment", "web", "apps") or {}
     return str(((deploy.get("spec") or {}).get("template") or {}).get("spec", {})
@@ -85,6 +90,11 @@ def test_local_stack_up_sync_change_destroy(pulumi_backend: PulumiBackend,
             "kustomizations.plinth.dev", "infrastructure", "plinth-system"), 90,
             "the apps of the GitOps repo to be applied")
 
+        # After bootstrap git owns the controller's install, Pulumi owns the root objects.
+        deployment = kube.get("deployment", "plinth-controller", "plinth-system") or {}
+        assert "plinth" in _appliers(deployment)
+        root = kube.get("kustomizations.plinth.dev", "plinth-system", "plinth-system") or {}
+        assert "plinth" not in _appliers(root)
         # Nothing to do, even after the controller applied its own manifests from git.
         run("up", "--yes", "--expect-no-changes", cwd=project)
 
