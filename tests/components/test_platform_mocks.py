@@ -130,6 +130,12 @@ def test_controller_deployment_is_locked_down(tmp_path: Path) -> None:
     assert {p["httpGet"]["path"] for p in (container["livenessProbe"],
                                             container["readinessProbe"])} == {"/healthz", "/readyz"}
     assert pod["imagePullSecrets"] == [{"name": "plinth-registry"}]
+    (binding,) = [o for o in kubernetes_objects(build("dev", tmp_path))
+                  if o["kind"] == "ClusterRoleBinding"]
+    # It applies whatever git holds, so it is cluster-admin (as Flux's kustomize-controller).
+    assert binding["roleRef"]["name"] == "cluster-admin"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "plinth-controller",
+                                    "namespace": "plinth-system"}]
 
 
 def test_root_objects_point_at_the_cluster_folder(tmp_path: Path) -> None:
