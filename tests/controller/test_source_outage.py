@@ -11,15 +11,13 @@ import pytest
 from plinth.localenv.gitdaemon import GitDaemon
 from plinth.localenv.githttp import GitHttpServer
 from tests.controller.harness import GitOpsRepo, Scenario, wait_for
+from tests.fixtures.servers import serving
 from tests.gitops_repos import configmap, kustomization
 
 
 @pytest.fixture
 def own_git_server(tmp_path: Path) -> Iterator[GitDaemon]:
-    daemon = GitDaemon(tmp_path / "git")
-    daemon.start()
-    yield daemon
-    daemon.stop()
+    yield from serving(GitDaemon(tmp_path / "git"))
 
 
 def test_git_server_down_keeps_objects_and_recovery_resumes(
