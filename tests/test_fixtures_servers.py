@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -28,9 +29,13 @@ def test_control_plane_serves_the_api_and_runs_controllers(control_plane: LocalC
 
     assert "default" in kubectl("get", "namespaces", "-o", "name")
     kubectl("create", "namespace", "fixture-check")
-    # The controller-manager's serviceaccount controller fills every new namespace.
-    kubectl("-n", "fixture-check", "wait", "--for=jsonpath={.metadata.name}=default",
-            "serviceaccount/default", "--timeout=60s")
+    # The controller-manager's serviceaccount controller fills every new namespace. (`kubectl
+    # wait` fails at once on an object that does not exist yet, so poll for it.)
+    deadline = time.monotonic() + 60
+    while "serviceaccount/default" not in kubectl("-n", "fixture-check", "get",
+                                                  "serviceaccounts", "-o", "name"):
+        assert time.monotonic() < deadline, "no default ServiceAccount after 60s"
+        time.sleep(0.2)
     kubectl("delete", "namespace", "fixture-check", "--wait=true", "--timeout=60s")
     assert (control_plane.kubeconfig.stat().st_mode & 0o077) == 0
 
