@@ -38,9 +38,10 @@ def test_publish_is_idempotent_and_one_change_is_one_commit(
     first = publish(_spec(), url, "main", creds, "bootstrap")
     assert first.changed and "clusters/local/kustomization.yaml" in first.changed
     again = publish(_spec(), url, "main", creds, "bootstrap")
-    assert again == type(first)(first.commit, [])
+    assert (again.commit, again.changed) == (first.commit, [])
     bumped = publish(_spec("1.1.0"), url, "main", creds, "update")
-    assert bumped.changed == ["apps/overlays/dev/kustomization.yaml"]
+    # the commit holds the overlay and the scaffold manifest that records its new hash
+    assert bumped.changed == [".plinth/scaffold.json", "apps/overlays/dev/kustomization.yaml"]
     history = list(_clone(url, creds, tmp_path / "c").iter_commits("main"))
     assert [c.hexsha for c in history] == [bumped.commit, first.commit]
     assert "updated apps/overlays/dev/kustomization.yaml" in str(history[0].message)

@@ -43,7 +43,8 @@ def test_git_server_repository_and_gitops_publish_lifecycle(tmp_path: Path) -> N
         bumped = {**props, "spec": _spec("1.1.0")}
         assert gitops.diff(created.id, created.outs, bumped).changes
         updated = gitops.update(created.id, created.outs, bumped)
-        assert updated.outs["changed"] == ["apps/overlays/dev/kustomization.yaml"]
+        assert updated.outs["changed"] == [".plinth/scaffold.json",
+                                           "apps/overlays/dev/kustomization.yaml"]
         assert bare.commit("main").parents[0].hexsha == created.outs["commit"]
 
         repos.delete(repo.id, repo.outs)
