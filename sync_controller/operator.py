@@ -17,6 +17,8 @@ import kopf
 
 from sync_controller import inventory
 from sync_controller.gitrepository import GitRepositoryReconciler
+from sync_controller.image_automation import ImageAutomation
+from sync_controller.image_reflector import ImageOutcome, ImageReflector
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
 from sync_controller.metrics import Metrics, ProbeServer
@@ -32,7 +34,10 @@ MAX_BACKOFF = 300.0
 log = logging.getLogger("plinth.controller")
 Key = tuple[str, str, str]  # kind, namespace, name
 Once = Callable[[dict[str, Any], Key], Awaitable[float | None]]
-SUSPENDED_RECHECK = 60.0  # a resume is a spec change and wakes the loop at once anyway
+SUSPENDED_RECHECK = 60.0
+PLURALS = {"gitrepositories": "GitRepository", "kustomizations": "Kustomization",
+           "imagerepositories": "ImageRepository", "imagepolicies": "ImagePolicy",
+           "imageupdateautomations": "ImageUpdateAutomation"}  # a resume is a spec change and wakes the loop at once anyway
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,13 @@ class _Wiring:
         for key in keys:
             self.waker(key).set()
 
-    def record(self, key: Key, source: Key, depends_on: list[Key]) -> None:
+    def record(self, key: Key, sources: list[Key], depends_on: list[Key]) -> None:
         for readers in self.readers.values():
             readers.discard(key)
         for dependents in self.dependents.values():
             dependents.discard(key)
-        self.readers.setdefault(source, set()).add(key)
+        for source in sources:
+            self.readers.setdefault(source, set()).add(key)
         for dependency in depends_on:
             self.dependents.setdefault(dependency, set()).add(key)
 
@@ -97,6 +103,8 @@ class Controller:
         sources = Sources(self.cluster, self.options.cache_dir / "sources")
         self.kustomizations = KustomizationReconciler(self.cluster, sources)
         self.repositories = GitRepositoryReconciler(self.cluster, sources)
+        self.reflector = ImageReflector(self.cluster)
+        self.automation = ImageAutomation(self.cluster, sources)
         ready = asyncio.Event()
         probes = ProbeServer(self.metrics, ready, self.options.probe_address,
                              self.options.probe_port)
@@ -107,6 +115,7 @@ class Controller:
                                 namespaces=self.options.namespaces)
         finally:
             await probes.stop()
+            await self.reflector.close()
             await self.cluster.close()
 
     def _register(self) -> None:
@@ -129,30 +138,27 @@ class Controller:
                 return kopf.login_with_kubeconfig(**kwargs)
             return kopf.login_with_service_account(**kwargs)
 
-        @kopf.daemon(GROUP, VERSION, "gitrepositories", registry=registry,
-                     cancellation_timeout=5.0)
-        async def repository(stopped: kopf.DaemonStopped, namespace: str | None,
-                             name: str, **_: Any) -> None:
-            await self._loop(stopped, ("GitRepository", namespace or "", name))
-
-        @kopf.daemon(GROUP, VERSION, "kustomizations", registry=registry,
-                     cancellation_timeout=5.0)
-        async def kustomization(stopped: kopf.DaemonStopped, namespace: str | None,
-                                name: str, **_: Any) -> None:
-            await self._loop(stopped, ("Kustomization", namespace or "", name))
-
-        @kopf.on.event(GROUP, VERSION, "kustomizations", registry=registry)
-        @kopf.on.event(GROUP, VERSION, "gitrepositories", registry=registry)
-        def spec_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-            """A new generation (spec edit) reconciles at once instead of at the interval."""
-            key = (str(body.get("kind")), namespace or "", name)
-            generation = body.get("metadata", {}).get("generation")
-            if key in self.wiring.generations and generation != self.wiring.generations[key]:
-                self.wiring.waker(key).set()
+        for plural, kind in PLURALS.items():
+            self._register_kind(plural, kind)
 
         @kopf.on.delete(GROUP, VERSION, "kustomizations", registry=registry)
         async def deleted(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
             await self._delete_kustomization(dict(body), ("Kustomization", namespace or "", name))
+
+    def _register_kind(self, plural: str, kind: str) -> None:
+        @kopf.daemon(GROUP, VERSION, plural, registry=self.registry, cancellation_timeout=5.0,
+                     id=f"{plural}-loop")
+        async def loop(stopped: kopf.DaemonStopped, namespace: str | None, name: str,
+                       **_: Any) -> None:
+            await self._loop(stopped, (kind, namespace or "", name))
+
+        @kopf.on.event(GROUP, VERSION, plural, registry=self.registry, id=f"{plural}-spec")
+        def spec_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+            """A new generation (spec edit) reconciles at once instead of at the interval."""
+            key = (kind, namespace or "", name)
+            generation = body.get("metadata", {}).get("generation")
+            if key in self.wiring.generations and generation != self.wiring.generations[key]:
+                self.wiring.waker(key).set()
 
     async def _sleep(self, key: Key, stopped: kopf.DaemonStopped, seconds: float) -> None:
         waker = self.wiring.waker(key)
@@ -169,7 +175,11 @@ class Controller:
         """Reconcile, sleep the returned delay (negative: a failure, backed off), repeat."""
         kind, namespace, name = key
         ref = ObjectRef(GROUP, kind, namespace, name, VERSION)
-        once = self._repository_once if kind == "GitRepository" else self._kustomization_once
+        once: Once = {"GitRepository": self._repository_once,
+                      "Kustomization": self._kustomization_once,
+                      "ImageRepository": self._image_repository_once,
+                      "ImagePolicy": self._image_policy_once,
+                      "ImageUpdateAutomation": self._automation_once}[kind]
         failures = 0
         while not stopped:
             delay = await self._guarded(ref, failures, self._current(ref, key, once))
@@ -207,7 +217,8 @@ class Controller:
         namespace = key[1]
         source = spec.get("sourceRef") or {}
         self.wiring.record(
-            key, ("GitRepository", source.get("namespace") or namespace, source.get("name", "")),
+            key, [("GitRepository", source.get("namespace") or namespace,
+                   source.get("name", ""))],
             [("Kustomization", d.get("namespace") or namespace, d["name"])
              for d in spec.get("dependsOn") or []])
         started = time.monotonic()
@@ -221,6 +232,37 @@ class Controller:
         if outcome.ready:
             self.wiring.wake(self.wiring.dependents.get(key, set()))
         return outcome.requeue_after
+
+    async def _image_repository_once(self, obj: dict[str, Any], key: Key) -> float | None:
+        return self._image_result(obj, key, await self._timed(key, self.reflector.scan(obj)))
+
+    async def _image_policy_once(self, obj: dict[str, Any], key: Key) -> float | None:
+        repo = (obj.get("spec") or {}).get("imageRepositoryRef") or {}
+        self.wiring.record(key, [("ImageRepository", repo.get("namespace") or key[1],
+                                  repo.get("name", ""))], [])
+        return self._image_result(obj, key, await self._timed(key, self.reflector.choose(obj)),
+                                  wakes=("ImagePolicies", key[1], ""))
+
+    async def _automation_once(self, obj: dict[str, Any], key: Key) -> float | None:
+        self.wiring.record(key, [("ImagePolicies", key[1], "")], [])
+        return self._image_result(obj, key, await self._timed(key, self.automation.run(obj)))
+
+    async def _timed(self, key: Key, step: Awaitable[ImageOutcome]) -> ImageOutcome:
+        started = time.monotonic()
+        outcome = await step
+        self._observe(key, started, outcome.ready)
+        return outcome
+
+    def _image_result(self, obj: dict[str, Any], key: Key, outcome: ImageOutcome,
+                      wakes: Key | None = None) -> float:
+        """Event and log as for the other kinds; a change wakes whoever reads this object."""
+        log.info("reconciled", extra={"object": "/".join(key), "ready": outcome.ready,
+                                      "detail": outcome.message})
+        self._event(obj, key, outcome.ready, "ReconciliationFailed", outcome.message,
+                    changed=outcome.changed)
+        if outcome.changed:
+            self.wiring.wake(self.wiring.readers.get(wakes or key, set()))
+        return outcome.interval if outcome.ready else -outcome.interval
 
     async def _guarded(self, ref: ObjectRef, failures: int,
                        step: Awaitable[float | None]) -> float | None:

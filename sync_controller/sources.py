@@ -17,17 +17,22 @@ class Sources:
         self.cluster = cluster
         self.cache_dir = cache_dir
 
+    async def credentials(self, repo: dict[str, Any]) -> Credentials:
+        """From the GitRepository's spec.secretRef; none when it names no Secret."""
+        meta, spec = repo["metadata"], repo.get("spec") or {}
+        secret_name = (spec.get("secretRef") or {}).get("name")
+        if not secret_name:
+            return Credentials()
+        secret = await self.cluster.get(
+            ObjectRef("", "Secret", meta["namespace"], secret_name, "v1"))
+        if secret is None:
+            raise SourceError(f"secret {meta['namespace']}/{secret_name} "
+                              f"(spec.secretRef) not found")
+        return Credentials.from_secret_data(secret.get("data") or {})
+
     async def _source(self, repo: dict[str, Any]) -> GitSource:
         meta, spec = repo["metadata"], repo.get("spec") or {}
-        credentials = None
-        secret_name = (spec.get("secretRef") or {}).get("name")
-        if secret_name:
-            secret = await self.cluster.get(
-                ObjectRef("", "Secret", meta["namespace"], secret_name, "v1"))
-            if secret is None:
-                raise SourceError(f"secret {meta['namespace']}/{secret_name} "
-                                  f"(spec.secretRef) not found")
-            credentials = Credentials.from_secret_data(secret.get("data") or {})
+        credentials = await self.credentials(repo)
         timeout = parse_duration(spec.get("timeout", "60s"), "spec.timeout")
         return GitSource(self.cache_dir / meta["uid"], spec["url"], credentials, timeout)
 

@@ -1,0 +1,134 @@
+"""Image automation end to end: the real registry (htpasswd), real git, the real API server.
+A tag pushed to the registry becomes a commit of only the marked field, and the controller then
+applies the new image."""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import git
+
+from plinth.localenv.gitdaemon import GitDaemon
+from plinth.localenv.registry import LocalRegistry
+from tests.controller.harness import Scenario, wait_for
+from tests.controller.images import push_image
+from tests.gitops_repos import kustomization
+
+
+def _deployment(image: str) -> dict[str, Any]:
+    labels = {"app": "web"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "web", "image": image}]}}}}
+
+
+def _registry_secret(scenario: Scenario, registry: LocalRegistry, password: str) -> None:
+    user, _ = registry.credentials()
+    config = json.dumps({"auths": {registry.host: {"username": user, "password": password}}})
+    scenario.kube.apply({"apiVersion": "v1", "kind": "Secret", "type":
+                         "kubernetes.io/dockerconfigjson",
+                         "metadata": {"name": "registry", "namespace": scenario.namespace},
+                         "data": {".dockerconfigjson": base64.b64encode(config.encode()).decode()}})
+
+
+def _image_objects(scenario: Scenario, image: str, **policy: Any) -> None:
+    ns = scenario.namespace
+    scenario.kube.apply(
+        {"apiVersion": "plinth.dev/v1", "kind": "ImageRepository",
+         "metadata": {"name": "web", "namespace": ns},
+         "spec": {"image": image, "interval": "1s", "secretRef": {"name": "registry"}}},
+        {"apiVersion": "plinth.dev/v1", "kind": "ImagePolicy",
+         "metadata": {"name": "web", "namespace": ns},
+         "spec": {"imageRepositoryRef": {"name": "web"}, "interval": "1s",
+                  **(policy or {"policy": {"semver": {"range": ">=1.0.0"}}})}})
+
+
+OVERLAY = """\
+# Marked: the automation owns newTag, nothing else.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - deployment.yaml
+images:
+  - name: {image}
+    newTag: 1.0.0 # {{"$imagepolicy": "{ns}:web:tag"}}
+"""
+
+
+def test_new_tag_is_committed_and_applied(scenario: Scenario, oci_registry: LocalRegistry,
+                                          git_server: GitDaemon) -> None:
+    ns = scenario.namespace
+    image = f"{oci_registry.host}/{ns}/web"
+    for tag in ("1.0.0", "1.1.0", "2.0.0-rc.1"):
+        push_image(oci_registry, f"{ns}/web", tag)
+    overlay = OVERLAY.format(image=image, ns=ns)
+    scenario.sync({"app/kustomization.yaml": overlay,
+                   "app/deployment.yaml": _deployment(f"{image}:0.0.1")},
+                  targetNamespace=ns)
+    _registry_secret(scenario, oci_registry, oci_registry.credentials()[1])
+    _image_objects(scenario, image)
+    scenario.kube.apply({
+        "apiVersion": "plinth.dev/v1", "kind": "ImageUpdateAutomation",
+        "metadata": {"name": "images", "namespace": ns},
+        "spec": {"sourceRef": {"name": "repo"}, "interval": "1s", "update": {"path": "./app"},
+                 "git": {"commit": {"author": {"name": "bot", "email": "bot@example.com"}}}}})
+
+    def deployed() -> str:
+        live = scenario.kube.get("deployment", "web", ns) or {}
+        return str(live.get("spec", {}).get("template", {}).get("spec", {})
+                   .get("containers", [{}])[0].get("image"))
+    wait_for(lambda: deployed() == f"{image}:1.1.0", 60, "1.1.0 to be committed and applied")
+    bare = git.Repo(git_server.repos / f"{ns}.git")
+    tip = bare.commit("main")
+    assert tip.author.email == "bot@example.com"
+    assert f"app/kustomization.yaml:8 {ns}:web: 1.0.0 -> 1.1.0" in tip.message
+    committed = (tip.tree / "app" / "kustomization.yaml").data_stream.read().decode()
+    assert committed == overlay.replace("newTag: 1.0.0", "newTag: 1.1.0")
+
+    push_image(oci_registry, f"{ns}/web", "1.2.0")  # CI pushes a new release later
+    wait_for(lambda: deployed() == f"{image}:1.2.0", 60, "1.2.0 to follow")
+    policy = scenario.status("web", "imagepolicies.plinth.dev")
+    assert policy["latestRef"]["tag"] == "1.2.0"
+    assert policy["observedPreviousRef"]["tag"] == "1.1.0"
+
+
+def test_wrong_registry_credentials_say_so_and_commit_nothing(
+        scenario: Scenario, oci_registry: LocalRegistry, git_server: GitDaemon) -> None:
+    ns = scenario.namespace
+    image = f"{oci_registry.host}/{ns}/web"
+    push_image(oci_registry, f"{ns}/web", "1.5.0")
+    head = scenario.repo.commit({"app/kustomization.yaml": OVERLAY.format(image=image, ns=ns),
+                                 "app/deployment.yaml": _deployment(f"{image}:0.0.1")})
+    scenario.git_repository()
+    _registry_secret(scenario, oci_registry, "wrong-s3cret")
+    _image_objects(scenario, image)
+    scenario.kube.apply({
+        "apiVersion": "plinth.dev/v1", "kind": "ImageUpdateAutomation",
+        "metadata": {"name": "images", "namespace": ns},
+        "spec": {"sourceRef": {"name": "repo"}, "interval": "1s", "update": {"path": "./app"},
+                 "git": {"commit": {"author": {"email": "bot@example.com"}}}}})
+    ready = wait_for(lambda: (c := scenario.ready("web", "imagerepositories.plinth.dev"))
+                     .get("status") == "False" and c, 30, "the scan to fail")
+    assert "unauthorized" in ready["message"] and "wrong-s3cret" not in ready["message"]
+    wait_for(lambda: scenario.ready("images", "imageupdateautomations.plinth.dev")
+             .get("status") == "True", 30, "the automation to run")
+    assert git.Repo(git_server.repos / f"{ns}.git").commit("main").hexsha == head
+
+
+def test_digest_pinning_follows_a_repushed_mutable_tag(
+        scenario: Scenario, oci_registry: LocalRegistry) -> None:
+    ns = scenario.namespace
+    image = f"{oci_registry.host}/{ns}/app"
+    first = push_image(oci_registry, f"{ns}/app", "main", "build 1")
+    _registry_secret(scenario, oci_registry, oci_registry.credentials()[1])
+    _image_objects(scenario, image, policy={"alphabetical": {}},
+                   filterTags={"pattern": "^main$"}, digestReflectionPolicy="Always")
+
+    def digest() -> str:
+        return str(scenario.status("web", "imagepolicies.plinth.dev")
+                   .get("latestRef", {}).get("digest"))
+    wait_for(lambda: digest() == first, 30, "the digest of main")
+    second = push_image(oci_registry, f"{ns}/app", "main", "build 2")
+    wait_for(lambda: digest() == second, 30, "the new digest of main")
