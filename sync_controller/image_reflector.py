@@ -5,6 +5,7 @@ time and a sample. After a restart the repositories rescan before policies can c
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ import aiohttp
 
 from sync_controller import conditions as cond
 from sync_controller.durations import DurationError, parse_duration
+from sync_controller.ecr_login import EcrLogins
 from sync_controller.image_policy import Policy, PolicyError
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
@@ -40,6 +42,7 @@ class ImageReflector:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.scans: dict[tuple[str, str], Scan] = {}
+        self.ecr = EcrLogins()
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -56,7 +59,9 @@ class ImageReflector:
         image = ImageName.parse(spec["image"])
         login = Login()
         secret_name = (spec.get("secretRef") or {}).get("name")
-        if secret_name:
+        if spec.get("provider") == "aws":
+            login = await asyncio.to_thread(self.ecr.login, image.host)
+        elif secret_name:
             secret = await self.cluster.get(ObjectRef("", "Secret", namespace, secret_name, "v1"))
             data = (secret or {}).get("data") or {}
             if ".dockerconfigjson" not in data:
