@@ -7,6 +7,7 @@ import click
 
 from plinth import __version__
 from plinth.cli.diff import diff_command
+from plinth.cli.images import images_command
 from plinth.cli.local import local
 from plinth.cli.new import new
 from plinth.cli.render import render_command, validate
@@ -18,7 +19,7 @@ def cli() -> None:
     """Plinth bootstraps and versions a whole GitOps environment from code."""
 
 
-for command in (new, render_command, validate, diff_command, local):
+for command in (new, render_command, validate, diff_command, local, images_command):
     cli.add_command(command)
 for plugin in entry_points(group="plinth.commands"):
     cli.add_command(plugin.load(), plugin.name)

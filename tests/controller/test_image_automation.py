@@ -8,8 +8,11 @@ import json
 from typing import Any
 
 import git
+from click.testing import CliRunner
 
+from plinth.cli import cli as cli_main
 from plinth.localenv.gitdaemon import GitDaemon
+from plinth.localenv.process import free_port
 from plinth.localenv.registry import LocalRegistry
 from tests.controller.harness import Scenario, wait_for
 from tests.controller.images import push_image
@@ -93,6 +96,17 @@ def test_new_tag_is_committed_and_applied(scenario: Scenario, oci_registry: Loca
     assert policy["latestRef"]["tag"] == "1.2.0"
     assert policy["observedPreviousRef"]["tag"] == "1.1.0"
 
+    cli = CliRunner()
+    listed = cli.invoke(cli_main, ["images", "--kubeconfig", str(scenario.kube.kubeconfig),
+                                   "-n", ns, "-o", "json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    assert (row["policy"], row["image"], row["tags"], row["latest"], row["previous"],
+            row["ready"]) == ("web", image, 4, "1.2.0", "1.1.0", "True")
+    table = cli.invoke(cli_main, ["images", "--kubeconfig", str(scenario.kube.kubeconfig),
+                                  "-n", ns])
+    assert table.exit_code == 0 and "1.2.0" in table.output and image in table.output
+
 
 def test_wrong_registry_credentials_say_so_and_commit_nothing(
         scenario: Scenario, oci_registry: LocalRegistry, git_server: GitDaemon) -> None:
@@ -132,3 +146,14 @@ def test_digest_pinning_follows_a_repushed_mutable_tag(
     wait_for(lambda: digest() == first, 30, "the digest of main")
     second = push_image(oci_registry, f"{ns}/app", "main", "build 2")
     wait_for(lambda: digest() == second, 30, "the new digest of main")
+
+
+def test_registry_down_is_reported(scenario: Scenario) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    scenario.kube.apply({"apiVersion": "plinth.dev/v1", "kind": "ImageRepository",
+                         "metadata": {"name": "gone", "namespace": scenario.namespace},
+                         "spec": {"image": f"{dead}/team/app", "interval": "1s",
+                                  "timeout": "2s"}})
+    ready = wait_for(lambda: (c := scenario.ready("gone", "imagerepositories.plinth.dev"))
+                     .get("status") == "False" and c, 30, "the scan to fail")
+    assert ready["reason"] == "ScanFailed" and dead in ready["message"]
