@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
@@ -11,6 +12,8 @@ import pytest
 from plinth.localenv.registry import LocalRegistry
 from sync_controller.registry_client import ImageName, Login, RegistryClient, RegistryError
 from tests.controller.images import push_image
+from tests.fixtures.servers import require_tools
+from tests.fixtures.token_registry import TokenRegistry
 
 T = TypeVar("T")
 
@@ -69,3 +72,29 @@ def test_dockerconfigjson_login_and_unreachable_registry() -> None:
 async def _tags_of(image: str) -> list[str]:
     async with aiohttp.ClientSession() as session:
         return await RegistryClient(session, ImageName.parse(image), Login(), timeout=3).tags()
+
+
+def test_bearer_token_flow_against_a_token_auth_registry(tmp_path: Path) -> None:
+    """The registry challenges with Bearer; the client gets a token for the pull scope from the
+    realm with its Basic credentials, and the registry verifies the signed token. The repository
+    does not exist: a 404 (not a 401) proves the registry accepted the token."""
+    require_tools("docker-registry")
+    registry = TokenRegistry(tmp_path / "token-registry")
+    image = ImageName.parse(f"{registry.host}/team/app")
+    registry.start()
+    try:
+        with pytest.raises(RegistryError, match="repository not found"):
+            asyncio.run(_with(image, Login(registry.user, registry.password),
+                              lambda c: c.tags()))
+        assert registry.tokens_issued == 1
+        with pytest.raises(RegistryError, match="token service answered HTTP 401") as wrong:
+            asyncio.run(_with(image, Login(registry.user, "wrong-s3cret"), lambda c: c.tags()))
+        assert "wrong-s3cret" not in str(wrong.value)
+    finally:
+        registry.stop()
+
+
+async def _with(image: ImageName, login: Login,
+                call: Callable[[RegistryClient], Awaitable[T]]) -> T:
+    async with aiohttp.ClientSession() as session:
+        return await call(RegistryClient(session, image, login))
