@@ -157,3 +157,30 @@ def test_registry_down_is_reported(scenario: Scenario) -> None:
     ready = wait_for(lambda: (c := scenario.ready("gone", "imagerepositories.plinth.dev"))
                      .get("status") == "False" and c, 30, "the scan to fail")
     assert ready["reason"] == "ScanFailed" and dead in ready["message"]
+
+
+def test_push_branch_and_message_template(scenario: Scenario, oci_registry: LocalRegistry,
+                                          git_server: GitDaemon) -> None:
+    """A pull-request flow: commits go to their own branch, main stays as it is."""
+    ns = scenario.namespace
+    image = f"{oci_registry.host}/{ns}/web"
+    push_image(oci_registry, f"{ns}/web", "1.3.0")
+    head = scenario.repo.commit({"app/kustomization.yaml": OVERLAY.format(image=image, ns=ns),
+                                 "app/deployment.yaml": _deployment(f"{image}:0.0.1")})
+    scenario.git_repository()
+    _registry_secret(scenario, oci_registry, oci_registry.credentials()[1])
+    _image_objects(scenario, image)
+    template = "images: {% for c in changes %}{{ c.policy }}={{ c.new }}{% endfor %}"
+    scenario.kube.apply({
+        "apiVersion": "plinth.dev/v1", "kind": "ImageUpdateAutomation",
+        "metadata": {"name": "images", "namespace": ns},
+        "spec": {"sourceRef": {"name": "repo"}, "interval": "1s", "update": {"path": "./app"},
+                 "git": {"push": {"branch": "image-updates"},
+                         "commit": {"author": {"email": "bot@example.com"},
+                                    "messageTemplate": template}}}})
+    bare = git.Repo(git_server.repos / f"{ns}.git")
+    wait_for(lambda: "image-updates" in [h.name for h in bare.heads], 30,
+             "the image-updates branch")
+    assert bare.commit("image-updates").message == f"images: {ns}:web=1.3.0"
+    assert bare.commit("image-updates").parents[0].hexsha == head
+    assert bare.commit("main").hexsha == head
