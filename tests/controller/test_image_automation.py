@@ -16,7 +16,6 @@ from plinth.localenv.process import free_port
 from plinth.localenv.registry import LocalRegistry
 from tests.controller.harness import Scenario, wait_for
 from tests.controller.images import push_image
-from tests.gitops_repos import kustomization
 
 
 def _deployment(image: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import git
 import pytest
 
-from plinth.localenv.tools import find_tool, tool_env
+from plinth.localenv.tools import find_tool
 from tests.controller.harness import Kube, wait_for
 from tests.fixtures.servers import PulumiBackend, require_tools
 
