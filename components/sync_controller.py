@@ -66,18 +66,26 @@ class SyncController(pulumi.ComponentResource):
         super().__init__("plinth:sync_controller:SyncController", name, None, opts)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
         # The IRSA annotation (EKS) arrives with the first reconcile from git, which owns it.
+        objects = [o for o in controller_manifests.manifests(args.image, args.pull_secret)
+                   if o["kind"] != "Namespace"]  # the Platform made it, for the Secrets
+        install_opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+            transformations=[_bootstrap_only(args.local_kubeconfig_path is not None)]))
+        # CRDs as resources of their own, so that the root objects can depend on them: destroy
+        # must delete those objects (their finalizers need the controller and the CRDs) first.
+        self.crds = [k8s.apiextensions.v1.CustomResourceDefinition(
+            f"{name}-crd-{crd['metadata']['name']}", metadata=crd["metadata"], spec=crd["spec"],
+            opts=install_opts) for crd in objects if crd["kind"] == "CustomResourceDefinition"]
         self.install = k8s.yaml.ConfigGroup(
             f"{name}-install", yaml=[controller_manifests.to_yaml(
-                [o for o in controller_manifests.manifests(args.image, args.pull_secret)
-                 if o["kind"] != "Namespace"])],  # the Platform made it, for the Secrets
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
-                transformations=[_bootstrap_only(args.local_kubeconfig_path is not None)])))
-        ready: list[pulumi.Resource] = [self.install]
+                [o for o in objects if o["kind"] != "CustomResourceDefinition"])],
+            opts=pulumi.ResourceOptions.merge(install_opts,
+                                              pulumi.ResourceOptions(depends_on=self.crds)))
+        ready: list[pulumi.Resource] = [self.install, *self.crds]
         if args.local_kubeconfig_path is not None:
             ready.append(LocalServer(
                 f"{name}-process", "controller", str(args.state_dir / "controller"),
                 kubeconfig_path=args.local_kubeconfig_path,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.install])))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.install, *self.crds])))
         # The root objects depend on the running controller, so destroy deletes them first,
         # while the controller is still there to prune behind their finalizers.
         root_opts = pulumi.ResourceOptions.merge(k8s_opts,
