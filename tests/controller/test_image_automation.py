@@ -59,6 +59,17 @@ images:
 """
 
 
+def _marked_repo(scenario: Scenario, registry: LocalRegistry, tag: str) -> tuple[str, str]:
+    """An image with one tag, and a GitOps repo whose overlay marks its tag; (image, commit)."""
+    ns = scenario.namespace
+    image = f"{registry.host}/{ns}/web"
+    push_image(registry, f"{ns}/web", tag)
+    head = scenario.repo.commit({"app/kustomization.yaml": OVERLAY.format(image=image, ns=ns),
+                                 "app/deployment.yaml": _deployment(f"{image}:0.0.1")})
+    scenario.git_repository()
+    return image, head
+
+
 def test_new_tag_is_committed_and_applied(scenario: Scenario, oci_registry: LocalRegistry,
                                           git_server: GitDaemon) -> None:
     ns = scenario.namespace
@@ -110,11 +121,7 @@ def test_new_tag_is_committed_and_applied(scenario: Scenario, oci_registry: Loca
 def test_wrong_registry_credentials_say_so_and_commit_nothing(
         scenario: Scenario, oci_registry: LocalRegistry, git_server: GitDaemon) -> None:
     ns = scenario.namespace
-    image = f"{oci_registry.host}/{ns}/web"
-    push_image(oci_registry, f"{ns}/web", "1.5.0")
-    head = scenario.repo.commit({"app/kustomization.yaml": OVERLAY.format(image=image, ns=ns),
-                                 "app/deployment.yaml": _deployment(f"{image}:0.0.1")})
-    scenario.git_repository()
+    image, head = _marked_repo(scenario, oci_registry, "1.5.0")
     _registry_secret(scenario, oci_registry, "wrong-s3cret")
     _image_objects(scenario, image)
     scenario.kube.apply({
@@ -162,11 +169,7 @@ def test_push_branch_and_message_template(scenario: Scenario, oci_registry: Loca
                                           git_server: GitDaemon) -> None:
     """A pull-request flow: commits go to their own branch, main stays as it is."""
     ns = scenario.namespace
-    image = f"{oci_registry.host}/{ns}/web"
-    push_image(oci_registry, f"{ns}/web", "1.3.0")
-    head = scenario.repo.commit({"app/kustomization.yaml": OVERLAY.format(image=image, ns=ns),
-                                 "app/deployment.yaml": _deployment(f"{image}:0.0.1")})
-    scenario.git_repository()
+    image, head = _marked_repo(scenario, oci_registry, "1.3.0")
     _registry_secret(scenario, oci_registry, oci_registry.credentials()[1])
     _image_objects(scenario, image)
     template = "images: {% for c in changes %}{{ c.policy }}={{ c.new }}{% endfor %}"
