@@ -42,6 +42,7 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         kind = args.config.kind
         self.local_kubeconfig_path = None
+        self.eks: EksCluster | None = None  # for IRSA: its OIDC provider
         if kind == "local":
             plane = LocalServer(f"{name}-control-plane", "control-plane",
                                 str(args.state_dir / "control-plane"), opts=child)
@@ -55,9 +56,8 @@ class Cluster(pulumi.ComponentResource):
         elif kind == "kind":
             kubeconfig = KindCluster(f"{name}-kind", args.name, opts=child).kubeconfig
         else:
-            eks = EksCluster(f"{name}-eks", args.name, args.config, opts=child)
-            kubeconfig = eks.kubeconfig
-            self.eks = eks
+            self.eks = EksCluster(f"{name}-eks", args.name, args.config, opts=child)
+            kubeconfig = self.eks.kubeconfig
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig,
                                      context=args.config.context, opts=child)

@@ -57,7 +57,7 @@ class Platform(pulumi.ComponentResource):
         self.gitops_repo = GitRepository("gitops-repo", GitRepositoryArgs(
             repos.kind, repos.gitops, repos.branch, "GitOps configuration", git_server),
             opts=child)
-        eks = getattr(self.cluster, "eks", None)
+        eks = self.cluster.eks
         self.credentials = Credentials("credentials", CredentialsArgs(
             repos.kind, self.cluster.provider, namespace.metadata.name, git_server,
             self.gitops_repo.arn, eks.oidc_provider_arn if eks else None,
