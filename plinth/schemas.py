@@ -7,7 +7,6 @@ silently prune them. Checking offline, strictly (unknown fields are errors, as w
 from __future__ import annotations
 
 import copy
-import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +97,7 @@ def validate_objects(objects: list[dict[str, Any]], rendered_path: str,
     for obj in objects:
         clean = _without_origin(obj)
         origin = origin_of(obj)
-        where = posixpath.normpath(posixpath.join(rendered_path, origin)) if origin else rendered_path
+        where = origin or rendered_path  # render already made origins repo-relative
         problems.extend(schemas.validate(clean, where))
     return problems
 
