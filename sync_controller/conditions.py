@@ -25,6 +25,14 @@ def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, re
     return [c for c in conditions if c.get("type") != type_] + [new]
 
 
+def set_ready(status: dict[str, Any], ready: bool, reason: str, message: str,
+              generation: int) -> None:
+    """The usual end of a reconcile: the Ready condition, for the generation it looked at."""
+    status["observedGeneration"] = generation
+    status["conditions"] = set_condition(status.get("conditions") or [], READY, ready, reason,
+                                         message, generation)
+
+
 def remove_condition(conditions: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
     return [c for c in conditions if c.get("type") != type_]
 

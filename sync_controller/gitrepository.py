@@ -42,18 +42,13 @@ class GitRepositoryReconciler:
             artifact = await self.sources.fetch(obj)
         except (SourceError, DurationError) as err:
             message = str(err)
-            status["conditions"] = cond.set_condition(status.get("conditions") or [], cond.READY,
-                                                      False, "GitOperationFailed", message,
-                                                      generation)
-            status["observedGeneration"] = generation
+            cond.set_ready(status, False, "GitOperationFailed", message, generation)
             await self.cluster.patch_status(ref, status)
             return SourceOutcome(False, previous, False, message, interval)
         changed = artifact.revision != previous
         if changed:
             status["artifact"] = {"revision": artifact.revision, "lastUpdateTime": cond.now()}
         message = f"stored artifact for revision '{artifact.revision}'"
-        status["conditions"] = cond.set_condition(status.get("conditions") or [], cond.READY,
-                                                  True, "Succeeded", message, generation)
-        status["observedGeneration"] = generation
+        cond.set_ready(status, True, "Succeeded", message, generation)
         await self.cluster.patch_status(ref, status)
         return SourceOutcome(True, artifact.revision, changed, message, interval)

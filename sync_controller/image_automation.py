@@ -87,10 +87,7 @@ class ImageAutomation:
                 author=git.Actor(author.get("name") or "plinth", author.get("email") or ""))
         except (AutomationError, PushError, SourceError, DurationError, TemplateError,
                 ValueError) as err:
-            status["observedGeneration"] = generation
-            status["conditions"] = cond.set_condition(
-                status.get("conditions") or [], cond.READY, False, "AutomationFailed",
-                str(err), generation)
+            cond.set_ready(status, False, "AutomationFailed", str(err), generation)
             await self.cluster.patch_status(ref, status)
             return ImageOutcome(False, str(err), interval, False)
         now = cond.now()
@@ -100,8 +97,6 @@ class ImageAutomation:
             message = f"pushed {pushed.commit[:12]} ({', '.join(pushed.changed)})"
         else:
             message = "no marked field needed a change"
-        status["observedGeneration"] = generation
-        status["conditions"] = cond.set_condition(status.get("conditions") or [], cond.READY,
-                                                  True, "Succeeded", message, generation)
+        cond.set_ready(status, True, "Succeeded", message, generation)
         await self.cluster.patch_status(ref, status)
         return ImageOutcome(True, message, interval, bool(pushed.changed))

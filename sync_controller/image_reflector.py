@@ -89,9 +89,8 @@ class ImageReflector:
         message = f"found {len(tags)} tags"
         status.update(lastScanResult={"tagCount": len(tags), "scanTime": scan.time,
                                       "latestTags": tags[-10:]},
-                      canonicalImageName=repo["spec"]["image"], observedGeneration=generation,
-                      conditions=cond.set_condition(status.get("conditions") or [], cond.READY,
-                                                    True, "Succeeded", message, generation))
+                      canonicalImageName=repo["spec"]["image"])
+        cond.set_ready(status, True, "Succeeded", message, generation)
         await self.cluster.patch_status(ref, status)
         changed = previous is None or previous.tags != tags or previous.image != scan.image
         return ImageOutcome(True, message, interval, changed)
@@ -133,17 +132,13 @@ class ImageReflector:
             status["observedPreviousRef"] = status["latestRef"]
         chosen = f"{latest['name']}:{tag}" + (f"@{latest['digest']}" if "digest" in latest
                                               else "")
-        status.update(latestRef=latest, observedGeneration=generation,
-                      conditions=cond.set_condition(status.get("conditions") or [], cond.READY,
-                                                    True, "Succeeded", f"latest image {chosen}",
-                                                    generation))
+        status["latestRef"] = latest
+        cond.set_ready(status, True, "Succeeded", f"latest image {chosen}", generation)
         await self.cluster.patch_status(ref, status)
         return ImageOutcome(True, chosen, interval, changed)
 
     async def _failed(self, ref: ObjectRef, status: dict[str, Any], generation: int,
                       reason: str, message: str, interval: float) -> ImageOutcome:
-        status["observedGeneration"] = generation
-        status["conditions"] = cond.set_condition(status.get("conditions") or [], cond.READY,
-                                                  False, reason, message, generation)
+        cond.set_ready(status, False, reason, message, generation)
         await self.cluster.patch_status(ref, status)
         return ImageOutcome(False, message, interval, False)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import kopf
 
@@ -34,10 +34,18 @@ MAX_BACKOFF = 300.0
 log = logging.getLogger("plinth.controller")
 Key = tuple[str, str, str]  # kind, namespace, name
 Once = Callable[[dict[str, Any], Key], Awaitable[float | None]]
-SUSPENDED_RECHECK = 60.0
+SUSPENDED_RECHECK = 60.0  # a resume is a spec change and wakes the loop at once anyway
 PLURALS = {"gitrepositories": "GitRepository", "kustomizations": "Kustomization",
            "imagerepositories": "ImageRepository", "imagepolicies": "ImagePolicy",
-           "imageupdateautomations": "ImageUpdateAutomation"}  # a resume is a spec change and wakes the loop at once anyway
+           "imageupdateautomations": "ImageUpdateAutomation"}
+
+
+class _Result(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+
+R = TypeVar("R", bound=_Result)
 
 
 @dataclass(frozen=True)
@@ -201,9 +209,7 @@ class Controller:
         return await once(obj, key)
 
     async def _repository_once(self, obj: dict[str, Any], key: Key) -> float | None:
-        started = time.monotonic()
-        outcome = await self.repositories.reconcile(obj)
-        self._observe(key, started, outcome.ready)
+        outcome = await self._timed(key, self.repositories.reconcile(obj))
         log.info("fetched", extra={"gitrepository": "/".join(key[1:]), "ready": outcome.ready,
                                    "revision": outcome.revision, "detail": outcome.message})
         self._event(obj, key, outcome.ready, "GitOperationFailed", outcome.message,
@@ -221,9 +227,7 @@ class Controller:
                    source.get("name", ""))],
             [("Kustomization", d.get("namespace") or namespace, d["name"])
              for d in spec.get("dependsOn") or []])
-        started = time.monotonic()
-        outcome = await self.kustomizations.reconcile(obj)
-        self._observe(key, started, outcome.ready)
+        outcome = await self._timed(key, self.kustomizations.reconcile(obj))
         self._record_objects(key, outcome)
         summary = (f"{outcome.message}; {len(outcome.applied.changed)} changed, "
                    f"{len(outcome.pruned.deleted)} pruned") if outcome.ready else outcome.message
@@ -247,10 +251,12 @@ class Controller:
         self.wiring.record(key, [("ImagePolicies", key[1], "")], [])
         return self._image_result(obj, key, await self._timed(key, self.automation.run(obj)))
 
-    async def _timed(self, key: Key, step: Awaitable[ImageOutcome]) -> ImageOutcome:
+    async def _timed(self, key: Key, step: Awaitable[R]) -> R:
+        """Await one reconcile, recording its duration and readiness as metrics."""
         started = time.monotonic()
         outcome = await step
-        self._observe(key, started, outcome.ready)
+        self.metrics.reconcile_duration.labels(*key).observe(time.monotonic() - started)
+        self.metrics.ready.labels(*key).set(1 if outcome.ready else 0)
         return outcome
 
     def _image_result(self, obj: dict[str, Any], key: Key, outcome: ImageOutcome,
@@ -277,10 +283,6 @@ class Controller:
         except Exception as err:  # the loop must outlive any single failure
             log.warning("reconcile failed", extra={"object": str(ref), "error": str(err)})
             return -min(2.0 * 2.0 ** min(failures, 10), MAX_BACKOFF)
-
-    def _observe(self, key: Key, started: float, ready: bool) -> None:
-        self.metrics.reconcile_duration.labels(*key).observe(time.monotonic() - started)
-        self.metrics.ready.labels(*key).set(1 if ready else 0)
 
     def _record_objects(self, key: Key, outcome: Outcome) -> None:
         self.metrics.applied.labels(*key).inc(len(outcome.applied.changed))

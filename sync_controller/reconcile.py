@@ -96,8 +96,7 @@ class KustomizationReconciler:
         except (DurationError, KeyError) as err:
             return await self._finish(ref, status, generation, StepFailed(
                 "InvalidSpec", f"spec: {err}", stalled=True), retry=300.0)
-        await self._set(ref, status, generation, reconciling=True,
-                        message="reconciliation in progress")
+        await self._start(ref, status, generation)
         try:
             await self._dependencies(spec)
             repo, revision = await self._source(spec)
@@ -110,39 +109,34 @@ class KustomizationReconciler:
             return await self._finish(ref, status, generation, failed, retry=retry)
         status["lastAppliedRevision"] = revision
         message = f"Applied revision: {revision}"
-        status["conditions"] = cond.set_condition(
-            cond.remove_condition(cond.remove_condition(status.get("conditions") or [],
-                                                        cond.RECONCILING), cond.STALLED),
-            cond.READY, True, "ReconciliationSucceeded", message, generation)
-        status["observedGeneration"] = generation
+        status["conditions"] = cond.remove_condition(
+            cond.remove_condition(status.get("conditions") or [], cond.RECONCILING), cond.STALLED)
+        cond.set_ready(status, True, "ReconciliationSucceeded", message, generation)
         await self.cluster.patch_status(ref, status)
         return Outcome(True, "ReconciliationSucceeded", message, spec.interval, revision,
                        result, pruned)
 
-    async def _set(self, ref: ObjectRef, status: dict[str, Any], generation: int, *,
-                   reconciling: bool, message: str) -> None:
-        conditions = status.get("conditions") or []
-        if reconciling:
-            conditions = cond.set_condition(conditions, cond.RECONCILING, True, "Progressing",
+    async def _start(self, ref: ObjectRef, status: dict[str, Any], generation: int) -> None:
+        """Reconciling=True while it runs (and Ready=False with it, the very first time)."""
+        message = "reconciliation in progress"
+        conditions = cond.set_condition(status.get("conditions") or [], cond.RECONCILING, True,
+                                        "Progressing", message, generation)
+        if cond.get_condition(status, cond.READY) is None:
+            conditions = cond.set_condition(conditions, cond.READY, False, "Progressing",
                                             message, generation)
-            if cond.get_condition(status, cond.READY) is None:
-                conditions = cond.set_condition(conditions, cond.READY, False, "Progressing",
-                                                message, generation)
         status["conditions"] = conditions
         await self.cluster.patch_status(ref, status)
 
     async def _finish(self, ref: ObjectRef, status: dict[str, Any], generation: int,
                       failed: StepFailed, retry: float) -> Outcome:
         conditions = cond.remove_condition(status.get("conditions") or [], cond.RECONCILING)
-        conditions = cond.set_condition(conditions, cond.READY, False, failed.reason,
-                                        failed.message, generation)
         if failed.stalled:
             conditions = cond.set_condition(conditions, cond.STALLED, True, failed.reason,
                                             failed.message, generation)
         else:
             conditions = cond.remove_condition(conditions, cond.STALLED)
         status["conditions"] = conditions
-        status["observedGeneration"] = generation
+        cond.set_ready(status, False, failed.reason, failed.message, generation)
         await self.cluster.patch_status(ref, status)
         return Outcome(False, failed.reason, failed.message, retry,
                        status.get("lastAttemptedRevision"))
