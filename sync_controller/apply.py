@@ -51,6 +51,11 @@ class _Planned:
     dry_run_version: str
 
 
+def _group_kind(obj: dict[str, Any]) -> tuple[str, str]:
+    ref = ObjectRef.of(obj)
+    return ref.group, ref.kind
+
+
 def _is_immutable(err: KubeError) -> bool:
     return err.status == 422 and any(h in err.reason_message for h in _IMMUTABLE_HINTS)
 
@@ -78,10 +83,14 @@ class Applier:
         return f"{ref} (from {origin})" if origin else str(ref)
 
     async def run(self, objects: list[dict[str, Any]]) -> ApplyResult:
-        objects = [await self._defaulted(o) for o in objects]
+        new_kinds = {(crd["spec"]["group"], crd["spec"]["names"]["kind"])
+                     for crd in objects if crd.get("kind") == "CustomResourceDefinition"}
+        # Kinds of this set's CRDs are defaulted once those are applied, see _validate.
+        objects = [o if _group_kind(o) in new_kinds else await self._defaulted(o)
+                   for o in objects]
         first = [o for o in objects if o.get("kind") in FIRST_KINDS]
         rest = [o for o in objects if o.get("kind") not in FIRST_KINDS]
-        waiting = await self._needs_first(first, rest)
+        waiting = await self._needs_first(first, rest, new_kinds)
         ready_now = [o for o in rest if id(o) not in waiting]
         planned = await self._validate(first + ready_now)
         result = ApplyResult()
@@ -108,10 +117,8 @@ class Applier:
         copied["metadata"]["namespace"] = self.default_namespace
         return copied
 
-    async def _needs_first(self, first: list[dict[str, Any]],
-                           rest: list[dict[str, Any]]) -> set[int]:
-        new_kinds = {(crd["spec"]["group"], crd["spec"]["names"]["kind"])
-                     for crd in first if crd.get("kind") == "CustomResourceDefinition"}
+    async def _needs_first(self, first: list[dict[str, Any]], rest: list[dict[str, Any]],
+                           new_kinds: set[tuple[str, str]]) -> set[int]:
         namespaces = [o["metadata"]["name"] for o in first if o.get("kind") == "Namespace"]
         missing_namespaces = set()
         for name in namespaces:
@@ -119,8 +126,8 @@ class Applier:
                 missing_namespaces.add(name)
         waiting = set()
         for obj in rest:
-            ref = ObjectRef.of(obj)
-            if (ref.group, ref.kind) in new_kinds or ref.namespace in missing_namespaces:
+            if _group_kind(obj) in new_kinds or \
+                    ObjectRef.of(obj).namespace in missing_namespaces:
                 waiting.add(id(obj))
         return waiting
 

@@ -5,6 +5,7 @@ kind is unknown, since a CRD applied a moment ago is not in the cached discovery
 """
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ async def _body(ref: ObjectRef | str, response: Any) -> dict[str, Any]:
 
 class Cluster:
     def __init__(self, api: client.ApiClient, dynamic: DynamicClient) -> None:
+        self._refresh = asyncio.Lock()
+        self._refreshes = 0
         self.api = api
         self.dynamic = dynamic
 
@@ -77,7 +80,11 @@ class Cluster:
         try:
             return await self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
-            await self.dynamic.resources.invalidate_cache()
+            seen = self._refreshes
+        async with self._refresh:  # many misses at once (a new CRD's objects): one refresh
+            if self._refreshes == seen:
+                await self.dynamic.resources.invalidate_cache()
+                self._refreshes += 1
         try:
             return await self.dynamic.resources.get(api_version=api_version, kind=kind)
         except ResourceNotFoundError:
