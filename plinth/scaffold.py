@@ -50,9 +50,10 @@ def render_template(spec: RepoSpec, template_dir: Path = TEMPLATE_DIR) -> dict[s
         autoescape=False,
     )
     files: dict[str, bytes] = {}
+    base = _context(spec)
     for source in sorted(p for p in template_dir.rglob("*") if p.is_file()):
         rel = source.relative_to(template_dir).as_posix()
-        for out_path, context in _expand(rel, spec):
+        for out_path, context in _expand(rel, spec, base):
             try:
                 text = env.get_template(rel).render(context)
             except jinja2.TemplateError as err:
@@ -62,9 +63,10 @@ def render_template(spec: RepoSpec, template_dir: Path = TEMPLATE_DIR) -> dict[s
     return dict(sorted(files.items()))
 
 
-def _expand(rel: str, spec: RepoSpec) -> Iterator[tuple[str, dict[str, Any]]]:
-    """One (path, context) per environment and/or app the path loops over."""
-    base: dict[str, Any] = {
+def _context(spec: RepoSpec) -> dict[str, Any]:
+    """The variables every template sees; built once per render (the controller's manifests
+    read the CRD files)."""
+    return {
         "cluster": spec.cluster,
         "active_env": spec.active_env,
         "environments": spec.environments,
@@ -77,6 +79,11 @@ def _expand(rel: str, spec: RepoSpec) -> Iterator[tuple[str, dict[str, Any]]]:
         "controller_manifests": controller_manifests.to_yaml(controller_manifests.manifests(
             spec.controller_image_ref, spec.pull_secret, spec.controller_role_arn)),
     }
+
+
+def _expand(rel: str, spec: RepoSpec,
+            base: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One (path, context) per environment and/or app the path loops over."""
     envs: list[EnvironmentSpec | None] = list(spec.environments) if "__env__" in rel else [None]
     apps: list[AppSpec | None] = list(spec.apps) if "__app__" in rel else [None]
     for env, app in itertools.product(envs, apps):
