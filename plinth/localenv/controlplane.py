@@ -1,8 +1,9 @@
 """A local Kubernetes control plane: etcd + kube-apiserver + kube-controller-manager.
 
-No kubelet and no scheduler run, so objects are stored, validated, admitted, garbage-collected
-and finalized for real (the controller-manager deletes namespaces and owned objects), but no
-container ever starts. That is all a GitOps controller and pulumi-kubernetes need.
+Alone (on loopback) it stores, validates, admits, garbage-collects and finalizes objects for real,
+but no container ever starts: enough for a GitOps controller and pulumi-kubernetes. Given a node
+address (`plinth.localenv.node`), it also runs kube-scheduler and serves on that address, which
+pods reach as the `kubernetes` Service, with the Node authorizer and kubelet client certificates.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from plinth.localenv.pki import CertificateAuthority, KeyPair, service_account_k
 from plinth.localenv.process import ManagedProcess, free_port, port_open
 from plinth.localenv.tools import find_tool
 
-_SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_CIDR = "10.96.0.0/16"
+KUBERNETES_SERVICE_IP = "10.96.0.1"
 
 
 @dataclass(frozen=True)
@@ -41,29 +43,46 @@ class LocalControlPlane:
     ports (when free) with its etcd data, so objects survive a reboot of the machine.
     """
 
-    def __init__(self, state_dir: Path, *, durable: bool = True) -> None:
+    def __init__(self, state_dir: Path, *, durable: bool = True,
+                 node_ip: str | None = None) -> None:
         self.state_dir = state_dir
         self.durable = durable  # False skips etcd fsync: a test cluster need not survive a crash
+        self.node_ip = node_ip  # set: serve there (pods reach it), schedule pods, trust kubelets
+        self.address = node_ip or "127.0.0.1"
         self.etcd = ManagedProcess("etcd", state_dir)
         self.apiserver = ManagedProcess("kube-apiserver", state_dir)
         self.controller_manager = ManagedProcess("kube-controller-manager", state_dir)
+        self.scheduler = ManagedProcess("kube-scheduler", state_dir)
         self.kubeconfig = state_dir / "admin.kubeconfig"
+        self.pki = state_dir / "pki"
         self._ports_file = state_dir / "ports.json"
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self._ports().apiserver}"
+        return f"https://{self.address}:{self._ports().apiserver}"
+
+    def _processes(self) -> tuple[ManagedProcess, ...]:
+        base = (self.etcd, self.apiserver, self.controller_manager)
+        return (*base, self.scheduler) if self.node_ip else base
 
     def running(self) -> bool:
-        return all(p.running() for p in (self.etcd, self.apiserver, self.controller_manager))
+        return all(p.running() for p in self._processes())
+
+    def client_kubeconfig(self, name: str, user: str, group: str | None = None) -> Path:
+        """A kubeconfig for one more client of this API server (a kubelet, kube-proxy), signed
+        by the cluster CA: `<name>.kubeconfig` in the state folder, mode 0600."""
+        ca = CertificateAuthority(self.pki)
+        pair = ca.issue(name, user, organization=group)
+        path = self.state_dir / f"{name}.kubeconfig"
+        self._write_kubeconfig(path, ca.pair, pair, self._ports())
+        return path
 
     def start(self, timeout: float = 90.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         ports = self._choose_ports()
-        pki = self.state_dir / "pki"
+        pki = self.pki
         ca = CertificateAuthority(pki)
-        serving = ca.issue("apiserver", "kube-apiserver",
-                           server_hosts=("127.0.0.1", "localhost", "kubernetes.default.svc"))
+        serving = ca.issue("apiserver", "kube-apiserver", server_hosts=self._serving_hosts())
         admin = ca.issue("admin", "plinth-admin", organization="system:masters")
         # Controllers act with this identity (no per-controller service accounts locally).
         kcm = ca.issue("controller-manager", "system:kube-controller-manager",
@@ -83,9 +102,16 @@ class LocalControlPlane:
                 self._controller_manager_argv(kcm_kubeconfig, ca.pair, sa, kcm_port)
             )
             self.controller_manager.wait_ready(lambda: port_open(kcm_port), timeout)
+        if self.node_ip and not self.scheduler.running():
+            scheduler = ca.issue("scheduler", "system:kube-scheduler")
+            scheduler_kubeconfig = self.state_dir / "scheduler.kubeconfig"
+            self._write_kubeconfig(scheduler_kubeconfig, ca.pair, scheduler, ports)
+            port = free_port()
+            self.scheduler.start(self._scheduler_argv(scheduler_kubeconfig, port))
+            self.scheduler.wait_ready(lambda: port_open(port), timeout)
 
     def stop(self) -> None:
-        for proc in (self.controller_manager, self.apiserver, self.etcd):
+        for proc in reversed(self._processes()):
             proc.stop()
 
     def destroy(self) -> None:
@@ -100,7 +126,7 @@ class LocalControlPlane:
         """The old ports while any of our servers runs or while nobody else took them."""
         if self._ports_file.exists():
             ports = self._ports()
-            ours = any(p.running() for p in (self.etcd, self.apiserver, self.controller_manager))
+            ours = any(p.running() for p in self._processes())
             if ours or not any(port_open(p) for p in asdict(ports).values()):
                 return ports
         ports = Ports.pick()
@@ -126,14 +152,21 @@ class LocalControlPlane:
             argv.append("--unsafe-no-fsync")
         return argv
 
+    def _serving_hosts(self) -> tuple[str, ...]:
+        hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
+                                  "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+        if self.node_ip:
+            hosts += (KUBERNETES_SERVICE_IP, self.node_ip)
+        return hosts
+
     def _apiserver_argv(
         self, ports: Ports, ca: KeyPair, serving: KeyPair, sa: KeyPair
     ) -> list[str]:
-        return [
+        argv = [
             str(find_tool("kube-apiserver")),
             f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.address}",
+            f"--advertise-address={self.address}",
             f"--secure-port={ports.apiserver}",
             f"--cert-dir={self.state_dir / 'pki'}",
             f"--tls-cert-file={serving.cert}",
@@ -142,11 +175,36 @@ class LocalControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={sa.cert}",
             f"--service-account-signing-key-file={sa.key}",
-            f"--service-cluster-ip-range={_SERVICE_CIDR}",
-            "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
+            "--profiling=false",
+            "--v=0",
+        ]
+        if not self.node_ip:
             # A loopback address cannot be an endpoint of the `kubernetes` Service.
-            "--endpoint-reconciler-type=none",
+            return [*argv, "--authorization-mode=RBAC", "--endpoint-reconciler-type=none"]
+        kubelet_client = CertificateAuthority(self.pki).issue(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+            organization="system:masters")
+        return [
+            *argv,
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
+            f"--kubelet-certificate-authority={ca.cert}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+
+    def _scheduler_argv(self, kubeconfig: Path, port: int) -> list[str]:
+        return [
+            str(find_tool("kube-scheduler")),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--leader-elect=false",
             "--profiling=false",
             "--v=0",
         ]
@@ -164,7 +222,7 @@ class LocalControlPlane:
             f"--cert-dir={self.state_dir / 'pki' / 'kcm'}",
             f"--root-ca-file={ca.cert}",
             f"--service-account-private-key-file={sa.key}",
-            f"--service-cluster-ip-range={_SERVICE_CIDR}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--leader-elect=false",
             "--use-service-account-credentials=false",
             "--profiling=false",
@@ -187,7 +245,7 @@ class LocalControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "plinth-local", "cluster": {
-                "server": f"https://127.0.0.1:{ports.apiserver}",
+                "server": f"https://{self.address}:{ports.apiserver}",
                 "certificate-authority-data": b64(ca.cert)}}],
             "users": [{"name": "plinth-local", "user": {
                 "client-certificate-data": b64(client.cert),

@@ -28,16 +28,18 @@ from plinth.localenv.tools import find_tool
 
 
 class GitHttpServer:
-    """Serves bare repositories under `state_dir/repos` at http://127.0.0.1:<port>/<name>.
+    """Serves bare repositories under `state_dir/repos` at http://<address>:<port>/<name>.
 
-    One user (`plinth`, generated password) and one bearer token are accepted; both live only in
+    `address` is loopback, or the local node's address where pods must reach the server; it is
+    kept in the state with the port, so a later instance for the same folder finds it. One user (`plinth`, generated password) and one bearer token are accepted; both live only in
     `state_dir/credentials.json` (mode 0600).
     """
 
     user = "plinth"
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, address: str = "127.0.0.1") -> None:
         self.state_dir = state_dir
+        self._address = address
         self.repos = state_dir / "repos"
         self.process = ManagedProcess("git-http", state_dir)
         self._state_file = state_dir / "credentials.json"
@@ -47,8 +49,8 @@ class GitHttpServer:
             state: dict[str, str | int] = json.loads(self._state_file.read_text())
             return state
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        state = {"port": free_port(), "password": secrets.token_urlsafe(24),
-                 "token": secrets.token_urlsafe(32)}
+        state = {"address": self._address, "port": free_port(),
+                 "password": secrets.token_urlsafe(24), "token": secrets.token_urlsafe(32)}
         self._state_file.write_text(json.dumps(state))
         self._state_file.chmod(0o600)
         return state
@@ -57,8 +59,12 @@ class GitHttpServer:
     def port(self) -> int:
         return int(self._state()["port"])
 
+    @property
+    def address(self) -> str:
+        return str(self._state().get("address", "127.0.0.1"))
+
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
+        return f"http://{self.address}:{self.port}/{name}"
 
     def credentials(self) -> tuple[str, str]:
         return self.user, str(self._state()["password"])
@@ -82,7 +88,7 @@ class GitHttpServer:
 
     def _answers(self) -> bool:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2)
+            urllib.request.urlopen(self.url(""), timeout=2)
         except urllib.error.HTTPError as err:
             return err.code == HTTPStatus.UNAUTHORIZED
         return False
@@ -176,7 +182,8 @@ def serve(state_dir: Path) -> None:
     backend = [str(find_tool("git")), "http-backend"]
     handler = _handler(state_dir / "repos", GitHttpServer.user, state["password"], state["token"],
                        backend)
-    ThreadingHTTPServer(("127.0.0.1", int(state["port"])), handler).serve_forever()
+    address = str(state.get("address", "127.0.0.1"))
+    ThreadingHTTPServer((address, int(state["port"])), handler).serve_forever()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from plinth.localenv.tools import find_tool
 
 
 class LocalRegistry:
-    """Serves http://127.0.0.1:<port>/v2/ with one push/pull user whose password is generated.
+    """Serves http://<address>:<port>/v2/ with one push/pull user whose password is generated.
+
+    `address` is loopback, or the local node's address where containerd pulls from it; like the
+    port it is kept in the state, so a later instance for the same folder finds it.
 
     The password sits only in `state_dir/credentials.json` (mode 0600) and, bcrypt-hashed, in the
     htpasswd file: callers read it from `credentials()` and must keep it out of logs.
@@ -24,15 +27,17 @@ class LocalRegistry:
 
     user = "plinth"
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, address: str = "127.0.0.1") -> None:
         self.state_dir = state_dir
+        self._address = address
         self.process = ManagedProcess("registry", state_dir)
         self._credentials = state_dir / "credentials.json"
 
     @property
     def host(self) -> str:
-        """`127.0.0.1:<port>`, the registry part of an image reference."""
-        return f"127.0.0.1:{self._state()['port']}"
+        """`<address>:<port>`, the registry part of an image reference."""
+        state = self._state()
+        return f"{state.get('address', '127.0.0.1')}:{state['port']}"
 
     @property
     def url(self) -> str:
@@ -76,6 +81,7 @@ class LocalRegistry:
             return state
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = {
+            "address": self._address,
             "port": free_port(),
             "password": secrets.token_urlsafe(24),
             "http_secret": secrets.token_urlsafe(24),
