@@ -22,6 +22,7 @@ import yaml
 
 from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
 from plinth.localenv.tools import find_tool, tool_env
+from plinth.tree_archive import UnsafeArchiveError, extract_tree
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 
@@ -136,7 +137,10 @@ def _export(root: Path, rev: str, tree: Path) -> None:
     buffer.seek(0)
     tree.mkdir(parents=True)
     with tarfile.open(fileobj=buffer) as tar:
-        tar.extractall(tree, filter="data")
+        try:
+            extract_tree(tar, tree)
+        except UnsafeArchiveError as err:
+            raise RenderError(f"revision {rev!r}: {err}") from err
 
 
 def _namespace_wrapper(tree: Path, rel: str, namespace: str) -> Path:

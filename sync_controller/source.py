@@ -17,6 +17,7 @@ import git
 
 from plinth.git_auth import Credentials, git_env
 from plinth.semver_range import ConstraintError, parse_constraint
+from plinth.tree_archive import UnsafeArchiveError, extract_tree
 
 KEEP_ARTIFACTS = 2
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024  # a GitOps repo is text; more is a mistake or an attack
@@ -155,7 +156,11 @@ class GitSource:
                     shutil.rmtree(staging)
                     raise SourceError(f"commit {full[:12]} holds {size} bytes of files, more "
                                       f"than the limit of {MAX_ARTIFACT_BYTES}")
-                tar.extractall(staging, filter="data")
+                try:
+                    extract_tree(tar, staging)
+                except UnsafeArchiveError as err:
+                    shutil.rmtree(staging)
+                    raise SourceError(f"commit {full[:12]}: {err}") from None
             staging.rename(target)
         self._prune_artifacts(keep=target)
         return target

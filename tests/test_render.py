@@ -51,6 +51,7 @@ def test_render_output_is_exactly_kubectl_kustomize(scaffolded: Path, kubectl: P
     assert "image: registry.acme.test:5000/acme/api:2.0.0" in out
 
 
+@pytest.mark.usefixtures("python_without_tar_filters")
 def test_render_a_git_revision(tmp_path: Path) -> None:
     repo = write_tree(tmp_path / "repo", {
         "app/kustomization.yaml": kustomization("cm.yaml"),
@@ -64,6 +65,19 @@ def test_render_a_git_revision(tmp_path: Path) -> None:
     assert "colour: uncommitted" in run("render", str(repo / "app"))[1]
     code, _, err = run("render", str(repo / "app"), "--rev", "no-such-rev")
     assert code == 2 and "unknown revision 'no-such-rev'" in err
+
+
+@pytest.mark.usefixtures("python_without_tar_filters")
+def test_a_revision_with_a_link_out_of_the_repo_is_refused_in_one_line(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", {"app/kustomization.yaml": kustomization("cm.yaml"),
+                                          "app/cm.yaml": configmap("settings", {"a": "b"})})
+    (repo / "app" / "passwd").symlink_to("/etc/passwd")
+    commit_all(repo, "a link to /etc/passwd")
+    code, out, err = run("render", str(repo / "app"), "--rev", "HEAD")
+    assert code == 2 and out == ""
+    assert err.strip().endswith(
+        "revision 'HEAD': app/passwd: links to the absolute path '/etc/passwd'")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 BAD_INPUTS = {

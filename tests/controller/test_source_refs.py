@@ -77,6 +77,29 @@ def test_artifacts_are_cached_per_revision(daemon_repo: tuple[str, dict[str, str
     assert len(list((tmp_path / "artifacts").iterdir())) == 2  # old revisions are dropped
 
 
+@pytest.mark.usefixtures("python_without_tar_filters")
+def test_a_commit_linking_out_of_the_tree_is_refused_and_leaves_no_artifact(
+        git_server: GitDaemon, tmp_path: Path) -> None:
+    git_server.create_repository("links.git")
+    url = git_server.url("links.git")
+    work = tmp_path / "work"
+    repo = git.Repo.init(work, initial_branch="main")
+    (work / "version.txt").write_text("1.0.0\n")
+    repo.git.add(A=True)
+    good = repo.index.commit("plain files").hexsha
+    (work / "passwd").symlink_to("/etc/passwd")
+    repo.git.add(A=True)
+    bad = repo.index.commit("a link to /etc/passwd").hexsha
+    repo.git.push(url, "main")
+    source = GitSource(tmp_path / "cache", url)
+    assert content(source.fetch(Ref(commit=good)).path) == "1.0.0"
+    with pytest.raises(SourceError) as err:
+        source.fetch(Ref(branch="main"))
+    assert str(err.value) == (f"commit {bad[:12]}: passwd: links to the absolute path "
+                              "'/etc/passwd'")
+    assert [p.name for p in (tmp_path / "cache" / "artifacts").iterdir()] == [good]
+
+
 def test_missing_ref_and_unmatched_semver(daemon_repo: tuple[str, dict[str, str]],
                                           tmp_path: Path) -> None:
     url, _ = daemon_repo
