@@ -74,6 +74,8 @@ class CertificateAuthority:
                 ),
                 critical=True,
             )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
             .sign(key, hashes.SHA256())
         )
         _write_key(key, self.pair.key)
@@ -87,10 +89,14 @@ class CertificateAuthority:
         organization: str | None = None,
         server_hosts: tuple[str, ...] = (),
     ) -> KeyPair:
-        """Issue `<name>.crt/.key`: a server cert when `server_hosts` is given, else a client cert."""
+        """Issue `<name>.crt/.key`: a server cert when `server_hosts` is given, else a client cert.
+
+        Both key identifiers are set: strict verifiers (OpenSSL's x509_strict, Python 3.13's ssl
+        by default) refuse a certificate whose Authority Key Identifier is missing."""
         pair = KeyPair(self.directory / f"{name}.crt", self.directory / f"{name}.key")
         if pair.cert.exists():
             return pair
+        assert isinstance(self._key, ec.EllipticCurvePrivateKey)
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server_hosts else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -104,12 +110,16 @@ class CertificateAuthority:
             .not_valid_after(now + _VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False)
         )
         if server_hosts:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([_san(host) for host in server_hosts]), critical=False
             )
-        assert isinstance(self._key, ec.EllipticCurvePrivateKey)
         cert = builder.sign(self._key, hashes.SHA256())
         _write_key(key, pair.key)
         pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
