@@ -51,6 +51,20 @@ async def _body(ref: ObjectRef | str, response: Any) -> dict[str, Any]:
     return dict(body or {})
 
 
+async def api_client(kubeconfig: str | None) -> client.ApiClient:
+    """From a kubeconfig file, or the in-cluster service account when none is given.
+
+    Sends no request, so the controller can start (and say on /readyz that the API server is
+    unreachable) before the server answers."""
+    configuration = client.Configuration()
+    if kubeconfig:
+        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
 class Cluster:
     def __init__(self, api: client.ApiClient, dynamic: DynamicClient) -> None:
         self._refresh = asyncio.Lock()
@@ -59,22 +73,11 @@ class Cluster:
         self.dynamic = dynamic
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None, cache_dir: Path) -> Cluster:
-        """From a kubeconfig file, or the in-cluster service account when none is given."""
-        configuration = client.Configuration()
-        if kubeconfig:
-            await config.load_kube_config(config_file=kubeconfig,
-                                          client_configuration=configuration)
-        else:
-            config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration)
-        api = client.ApiClient(configuration)
+    async def connect(cls, api: client.ApiClient, cache_dir: Path) -> Cluster:
+        """Discovery over `api` (cached in `cache_dir`): the first step that needs the server."""
         cache_dir.mkdir(parents=True, exist_ok=True)
         dynamic = await DynamicClient(api, cache_file=str(cache_dir / "discovery.json"))
         return cls(api, dynamic)
-
-    async def close(self) -> None:
-        await self.api.close()
 
     async def resource(self, api_version: str, kind: str) -> Resource:
         try:

@@ -1,11 +1,11 @@
 """Prometheus metrics and the probe endpoints (/metrics, /healthz, /readyz) on one HTTP port."""
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest
+
+from sync_controller.readiness import Readiness
 
 _LABELS = ("kind", "namespace", "name")
 
@@ -34,10 +34,11 @@ class Metrics:
 
 
 class ProbeServer:
-    """Liveness answers while the event loop turns; readiness once the operator watches."""
+    """Liveness answers while the event loop turns; readiness while the controller can do its
+    job (see `Readiness`)."""
 
-    def __init__(self, metrics: Metrics, ready: asyncio.Event, host: str, port: int) -> None:
-        self.metrics, self.ready, self.host, self.port = metrics, ready, host, port
+    def __init__(self, metrics: Metrics, readiness: Readiness, host: str, port: int) -> None:
+        self.metrics, self.readiness, self.host, self.port = metrics, readiness, host, port
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -61,6 +62,7 @@ class ProbeServer:
         return web.Response(text="ok")
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        if self.ready.is_set():
+        problem = await self.readiness.problem()
+        if problem is None:
             return web.Response(text="ok")
-        return web.Response(status=503, text="starting")
+        return web.Response(status=503, text=problem)

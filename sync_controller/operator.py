@@ -13,23 +13,28 @@ from pathlib import Path
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar, cast
 
+import aiohttp
 import kopf
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from sync_controller import inventory
 from sync_controller.gitrepository import GitRepositoryReconciler
 from sync_controller.image_automation import ImageAutomation
 from sync_controller.image_reflector import ImageOutcome, ImageReflector
 from sync_controller.inventory import ObjectRef
-from sync_controller.kube import Cluster
+from sync_controller.kube import Cluster, api_client
 from sync_controller.metrics import Metrics, ProbeServer
 from sync_controller.durations import parse_duration
 from sync_controller.prune import prune, wait_gone
+from sync_controller.readiness import Readiness
 from sync_controller.reconcile import KustomizationReconciler, Outcome
 from sync_controller.sources import Sources
 
 GROUP, VERSION = "plinth.dev", "v1"
 FINALIZER = "finalizers.plinth.dev"
 MAX_BACKOFF = 300.0
+MAX_CONNECT_BACKOFF = 30.0  # at startup, come up soon after the API server does
 
 log = logging.getLogger("plinth.controller")
 Key = tuple[str, str, str]  # kind, namespace, name
@@ -104,27 +109,47 @@ class Controller:
         return self._cluster
 
     async def run(self) -> None:
+        """Serve the probes at once, then connect and run the operator until stopped."""
         if self.options.kubeconfig:
             os.environ["KUBECONFIG"] = self.options.kubeconfig  # for kopf's own login
-        self._cluster = await Cluster.connect(self.options.kubeconfig,
-                                              self.options.cache_dir / "discovery")
+        api = await api_client(self.options.kubeconfig)
+        started = asyncio.Event()
+        probes = ProbeServer(self.metrics, Readiness(api, started), self.options.probe_address,
+                             self.options.probe_port)
+        await probes.start()
+        try:
+            self._cluster = await self._connect(api)
+            await self._operate(started)
+        finally:
+            await probes.stop()
+            await api.close()
+
+    async def _connect(self, api: ApiClient) -> Cluster:
+        """Discovery needs the API server. While it is away, wait for it with backoff, alive
+        and not ready (/readyz says why), rather than exit into a restart loop."""
+        failures = 0
+        while True:
+            try:
+                return await Cluster.connect(api, self.options.cache_dir / "discovery")
+            except (aiohttp.ClientError, asyncio.TimeoutError, ApiException) as err:
+                delay = min(2.0 * 2.0 ** failures, MAX_CONNECT_BACKOFF)
+                log.warning("API server not reachable; retrying",
+                            extra={"error": str(err), "retry_in": delay})
+                failures += 1
+                await asyncio.sleep(delay)
+
+    async def _operate(self, started: asyncio.Event) -> None:
         sources = Sources(self.cluster, self.options.cache_dir / "sources")
         self.kustomizations = KustomizationReconciler(self.cluster, sources)
         self.repositories = GitRepositoryReconciler(self.cluster, sources)
         self.reflector = ImageReflector(self.cluster)
         self.automation = ImageAutomation(self.cluster, sources)
-        ready = asyncio.Event()
-        probes = ProbeServer(self.metrics, ready, self.options.probe_address,
-                             self.options.probe_port)
-        await probes.start()
         try:
-            await kopf.operator(registry=self.registry, standalone=True, ready_flag=ready,
+            await kopf.operator(registry=self.registry, standalone=True, ready_flag=started,
                                 clusterwide=not self.options.namespaces,
                                 namespaces=self.options.namespaces)
         finally:
-            await probes.stop()
             await self.reflector.close()
-            await self.cluster.close()
 
     def _register(self) -> None:
         registry = self.registry

@@ -35,6 +35,15 @@ class ControllerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
+        """Launch and wait until /readyz answers 200."""
+        self.launch()
+        wait_for(lambda: self.http("/readyz")[0] == 200 or self._died(), timeout,
+                 "controller /readyz")
+        assert self.proc is not None and self.proc.poll() is None, \
+            f"controller exited:\n{self.log.read_text()[-4000:]}"
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to be ready."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "sync_controller", "run", "--kubeconfig",
                 str(self.kubeconfig), "--cache-dir", str(self.workdir / "cache"),
@@ -45,9 +54,6 @@ class ControllerProcess:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                          env=tool_env())
-        wait_for(lambda: self.http("/readyz")[0] == 200 or self._died(), timeout,
-                 "controller /readyz")
-        assert self.proc.poll() is None, f"controller exited:\n{self.log.read_text()[-4000:]}"
 
     def _died(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None

@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
+import yaml
+
+from plinth.localenv.process import free_port
 from tests.controller.harness import ControllerProcess, Scenario, wait_for
 from tests.gitops_repos import configmap, kustomization
 
@@ -10,6 +15,31 @@ from tests.gitops_repos import configmap, kustomization
 def test_probes_answer(controller: ControllerProcess) -> None:
     assert controller.http("/healthz") == (200, "ok")
     assert controller.http("/readyz") == (200, "ok")
+
+
+def test_unreachable_api_server_makes_it_unready_with_a_reason_but_alive(tmp_path: Path) -> None:
+    closed = f"https://127.0.0.1:{free_port()}"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "gone",
+        "clusters": [{"name": "gone", "cluster": {"server": closed}}],
+        "users": [{"name": "gone", "user": {"token": "unused"}}],
+        "contexts": [{"name": "gone", "context": {"cluster": "gone", "user": "gone"}}]}))
+    process = ControllerProcess(kubeconfig, tmp_path / "controller", ["ct-*"])
+    process.launch()
+    try:
+        def answer() -> tuple[int, str] | None:
+            status, text = process.http("/readyz")
+            return (status, text) if status else None
+        status, reason = wait_for(answer, 30, "an answer on /readyz")
+        assert status == 503
+        assert reason.startswith("API server unreachable: ") and "127.0.0.1" in reason
+        assert "\n" not in reason
+        time.sleep(3)  # past the first retry of discovery: still up, still only unready
+        assert process.http("/healthz") == (200, "ok")
+        assert process.http("/readyz")[0] == 503
+    finally:
+        process.stop()
 
 
 def test_metrics_and_events_describe_a_reconcile(scenario: Scenario,
