@@ -2,7 +2,8 @@
 
 Rules follow sigs.k8s.io/cli-utils kstatus for the workload kinds and fall back to conditions
 (`Ready`, `Stalled`) for custom resources; an object without status rules is Current once it
-exists.
+exists. `assess` reads nothing but the object: why a workload's pods are not ready is
+`pod_reasons`' part.
 """
 from __future__ import annotations
 
@@ -55,10 +56,11 @@ def _deployment(obj: dict[str, Any], status: dict[str, Any]) -> Health:
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return Health(State.FAILED, progressing.get("message") or "progress deadline exceeded")
     want = int((obj.get("spec") or {}).get("replicas", 1))
-    for field in ("updatedReplicas", "readyReplicas", "availableReplicas"):
+    for field, what in (("updatedReplicas", "updated"), ("readyReplicas", "ready"),
+                        ("availableReplicas", "available")):
         have = int(status.get(field) or 0)
         if have < want:
-            return _progress(f"{field}: {have} of {want}")
+            return _progress(f"{have}/{want} {what}")
     if int(status.get("replicas") or 0) > want:
         return _progress(f"old replicas still terminating ({status.get('replicas')} > {want})")
     return _current(f"{want} replicas available")
@@ -68,10 +70,10 @@ def _statefulset(obj: dict[str, Any], status: dict[str, Any]) -> Health:
     if "observedGeneration" not in status:
         return _progress("rollout not observed yet")
     want = int((obj.get("spec") or {}).get("replicas", 1))
-    for field in ("readyReplicas", "currentReplicas"):
+    for field, what in (("readyReplicas", "ready"), ("currentReplicas", "at current revision")):
         have = int(status.get(field) or 0)
         if have < want:
-            return _progress(f"{field}: {have} of {want}")
+            return _progress(f"{have}/{want} {what}")
     if status.get("updateRevision") and status.get("currentRevision") != status.get(
             "updateRevision"):
         return _progress("rolling update in progress")
@@ -82,10 +84,10 @@ def _daemonset(obj: dict[str, Any], status: dict[str, Any]) -> Health:
     if "observedGeneration" not in status:
         return _progress("rollout not observed yet")
     want = int(status.get("desiredNumberScheduled") or 0)
-    for field in ("updatedNumberScheduled", "numberAvailable"):
+    for field, what in (("updatedNumberScheduled", "updated"), ("numberAvailable", "available")):
         have = int(status.get(field) or 0)
         if have < want:
-            return _progress(f"{field}: {have} of {want}")
+            return _progress(f"{have}/{want} {what}")
     return _current(f"{want} pods available")
 
 

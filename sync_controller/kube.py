@@ -141,8 +141,9 @@ class Cluster:
             if err.status != 404:  # deleted meanwhile: nothing left to report on
                 raise
 
-    async def list(self, api_version: str, kind: str, namespace: str) -> list[dict[str, Any]]:
+    async def list(self, api_version: str, kind: str, namespace: str,
+                   label_selector: str | None = None) -> list[dict[str, Any]]:
         resource = await self.resource(api_version, kind)
         body = await _body(f"{kind} list", await self.dynamic.get(
-            resource, namespace=namespace, serialize=False))
+            resource, namespace=namespace, label_selector=label_selector, serialize=False))
         return [dict(item, apiVersion=api_version, kind=kind) for item in body.get("items") or []]

@@ -20,6 +20,7 @@ from sync_controller.durations import DurationError, parse_duration
 from sync_controller.health import State, assess
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
 from sync_controller.kube import Cluster, KubeError
+from sync_controller.pod_reasons import STUCK_AFTER, PodReasons
 from sync_controller.prune import PruneResult, prune
 from sync_controller.source import SourceError
 from sync_controller.sources import Sources
@@ -103,7 +104,7 @@ class KustomizationReconciler:
             status["lastAttemptedRevision"] = revision
             objects, origins = await self._render(spec, repo, revision, meta)
             result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins)
-            await self._health(spec, result.applied, ref.namespace)
+            await self._health(ref, status, generation, spec, result.applied)
         except StepFailed as failed:
             retry = spec.interval if failed.stalled else spec.retry_interval
             return await self._finish(ref, status, generation, failed, retry=retry)
@@ -224,24 +225,40 @@ class KustomizationReconciler:
         status["inventory"] = inventory.to_status(result.applied)
         return result, pruned
 
-    async def _health(self, spec: Spec, applied: list[ObjectRef], namespace: str) -> None:
+    async def _health(self, ref: ObjectRef, status: dict[str, Any], generation: int,
+                      spec: Spec, applied: list[ObjectRef]) -> None:
         targets = applied if spec.wait else [
-            await self._check_target(c, spec.target_namespace or namespace)
+            await self._check_target(c, spec.target_namespace or ref.namespace)
             for c in spec.health_checks]
         if not targets:
             return
-        deadline = time.monotonic() + spec.timeout
+        started, said = time.monotonic(), ""
+        reasons = PodReasons(self.cluster)
         while True:
-            pending = await self._unhealthy(targets)
+            pending = await self._unhealthy(targets, reasons)
             if not pending:
                 return
+            elapsed = time.monotonic() - started
             failed = [m for m, state in pending if state is State.FAILED]
-            if failed or time.monotonic() > deadline:
+            if failed or elapsed > spec.timeout:
                 what = failed or [m for m, _ in pending]
-                raise StepFailed("HealthCheckFailed",
-                                 f"health check failed after {spec.timeout:.0f}s: "
-                                 + "; ".join(what[:10]))
+                raise StepFailed("HealthCheckFailed", f"health check failed after "
+                                 f"{elapsed:.0f}s: " + "; ".join(what[:10]))
+            said = await self._say_waiting(ref, status, generation, pending, said)
             await asyncio.sleep(min(2.0, max(0.2, spec.timeout / 20)))
+
+    async def _say_waiting(self, ref: ObjectRef, status: dict[str, Any], generation: int,
+                           pending: list[tuple[str, State]], said: str) -> str:
+        """What the wait waits for, in the Reconciling condition: written when the story
+        changes, not at every poll."""
+        waiting = f"waiting for {len(pending)} object(s) to be ready: " + "; ".join(
+            m for m, _ in pending[:3])
+        if waiting != said:
+            status["conditions"] = cond.set_condition(
+                status.get("conditions") or [], cond.RECONCILING, True, "Progressing", waiting,
+                generation)
+            await self.cluster.patch_status(ref, status)
+        return waiting
 
     async def _check_target(self, check: dict[str, str], namespace: str) -> ObjectRef:
         ref = ObjectRef.of({"apiVersion": check["apiVersion"], "kind": check["kind"],
@@ -255,7 +272,8 @@ class KustomizationReconciler:
         return ObjectRef(ref.group, ref.kind, check.get("namespace") or namespace, ref.name,
                          ref.version)
 
-    async def _unhealthy(self, targets: list[ObjectRef]) -> list[tuple[str, State]]:
+    async def _unhealthy(self, targets: list[ObjectRef], reasons: PodReasons
+                         ) -> list[tuple[str, State]]:
         pending = []
         for target in targets:
             live = await self.cluster.get(target)
@@ -263,6 +281,14 @@ class KustomizationReconciler:
                 pending.append((f"{target}: not found", State.IN_PROGRESS))
                 continue
             health = assess(live)
-            if health.state is not State.CURRENT:
-                pending.append((f"{target}: {health.message}", health.state))
+            if health.state is State.CURRENT:
+                continue
+            message, state = f"{target}: {health.message}", health.state
+            reason = await reasons.explain(live)
+            if reason is not None:
+                message += f": {reason}"
+            stuck = reasons.stuck_for(target)
+            if stuck >= STUCK_AFTER:
+                message, state = f"{message} (for {stuck:.0f}s)", State.FAILED
+            pending.append((message, state))
         return pending
