@@ -16,6 +16,7 @@ from plinth.localenv.controlplane import LocalControlPlane
 from plinth.localenv.node import (CLUSTER_DNS_IP, CLUSTER_DOMAIN, NODE_IP, NODE_NAME,
                                   SYSTEM_IMAGES, LocalNode, NodeUnavailable)
 from plinth.localenv.tools import find_tool
+from plinth.oci import builds
 
 
 class LocalCluster:
@@ -89,9 +90,6 @@ class LocalCluster:
 
 def _system_image_archive(name: str, ref: str, directory: Path) -> Path:
     """Build one of the node's own images (cached, reproducible) as an OCI archive."""
-    from plinth.images import build, write_archive
-
     path = directory / "images" / f"{name}.tar"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_archive(build(name, ref.rsplit(":", 1)[1]), ref, path)
+    builds.build(name, ref.rsplit(":", 1)[1]).write_archive(ref, path)
     return path

@@ -114,7 +114,7 @@ class LocalNode:
     def import_image(self, archive: Path) -> None:
         """Preload an OCI archive into the CRI's image store (system images: no registry yet)."""
         proc = subprocess.run([str(find_tool("ctr")), "--address", str(self.socket),
-                               "--namespace", "k8s.io", "images", "import", "--no-unpack",
+                               "--namespace", "k8s.io", "images", "import",
                                str(archive)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise ServerStartError(f"ctr images import {archive.name}: {proc.stderr.strip()}")
@@ -133,7 +133,7 @@ class LocalNode:
     def stop(self) -> None:
         """Stop the node and undo every host change; images and pod state stay for a restart."""
         for proc in (self.kube_proxy, self.kubelet):
-            proc.stop()
+            proc.stop(timeout=3)  # no state of their own to save: the API server has it
         kill_workloads(self.socket)
         self.containerd.stop()
         self.host.undo(state_dirs=[self.state_dir], bridge=BRIDGE)
