@@ -1,8 +1,9 @@
 """Cluster: where the platform runs. Outputs a kubeconfig (secret) and the Kubernetes provider
 every other component uses.
 
-- `local`: etcd + kube-apiserver + kube-controller-manager on this machine (no kubelet: objects
-  are stored and served, no workloads run).
+- `local`: etcd + kube-apiserver + kube-controller-manager + kube-scheduler on this machine and
+  one node (kubelet, containerd, bridge CNI, kube-proxy, CoreDNS) that runs the pods; with
+  `node: false`, the control plane alone (objects are stored and served, nothing runs).
 - `kind`: a kind cluster (the `kind` CLI and Docker must exist).
 - `kubeconfig`: adopt an existing cluster by kubeconfig file and context.
 - `eks`: see `components/eks.py`.
@@ -35,6 +36,8 @@ class Cluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
     local_kubeconfig_path: pulumi.Output[str] | None  # set for `local`: the controller process
+    host_address: pulumi.Output[str] | None  # `local`: where servers that pods reach listen
+    local_state_dir: str | None  # `local` with a node: its state (containerd trusts registries)
 
     def __init__(self, name: str, args: ClusterArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -42,12 +45,17 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         kind = args.config.kind
         self.local_kubeconfig_path = None
+        self.host_address = None
+        self.local_state_dir = None
         self.eks: EksCluster | None = None  # for IRSA: its OIDC provider
         if kind == "local":
-            plane = LocalServer(f"{name}-control-plane", "control-plane",
-                                str(args.state_dir / "control-plane"), opts=child)
+            state = str(args.state_dir / "control-plane")
+            plane = LocalServer(f"{name}-control-plane", "control-plane", state,
+                                node=args.config.node, opts=child)
             kubeconfig = plane.kubeconfig
             self.local_kubeconfig_path = plane.kubeconfig_path
+            self.host_address = plane.address
+            self.local_state_dir = state if args.config.node else None
         elif kind == "kubeconfig":
             path = Path(str(args.config.kubeconfig)).expanduser()
             if not path.exists():

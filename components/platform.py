@@ -5,6 +5,7 @@ config -> Cluster -> Registry, GitRepository x2, Credentials -> GitOpsRepo (scaf
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +16,12 @@ from components.cluster import Cluster, ClusterArgs
 from components.credentials import Credentials, CredentialsArgs
 from components.git_repository import GitRepository, GitRepositoryArgs
 from components.gitops_repo import GitOpsRepo
+from components.images import ContainerImage, ContainerImageArgs
 from components.local_servers import LocalServer
 from components.registry import Registry, RegistryArgs
 from components.sync_controller import SyncController, SyncControllerArgs
 from plinth import controller_manifests
+from plinth.repospec import AppSpec
 from plinth.stack_config import StackConfig
 
 
@@ -45,13 +48,22 @@ class Platform(pulumi.ComponentResource):
             opts=k8s_opts)
         self.registry = Registry("registry", RegistryArgs(
             config.registry, args.state_dir, [a.name for a in config.gitops.apps],
-            namespace.metadata.name, self.cluster.provider, args.registry_password), opts=child)
+            namespace.metadata.name, self.cluster.provider, args.registry_password,
+            address=self.cluster.host_address, cluster_state_dir=self.cluster.local_state_dir),
+            opts=child)
+        tagged = self.registry.host.apply(lambda host: self.controller_image_ref(config, host))
+        images = self._local_images(config, tagged, child)
+        # An image Plinth built is pinned by digest too: a rebuilt image under the same tag is
+        # a new reference, so the controller's own Deployment rolls through git.
+        self.controller_image: pulumi.Output[str] = (
+            pulumi.Output.all(tagged, images[0].digest).apply(lambda v: f"{v[0]}@{v[1]}")
+            if images else tagged)
 
         repos = config.repositories
         git_server = None
         if repos.kind == "local":
             git_server = LocalServer("git-server", "git", str(args.state_dir / "git"),
-                                     opts=child)
+                                     address=self.cluster.host_address, opts=child)
         self.app_repo = GitRepository("app-repo", GitRepositoryArgs(
             repos.kind, repos.app, repos.branch, "Application code", git_server), opts=child)
         self.gitops_repo = GitRepository("gitops-repo", GitRepositoryArgs(
@@ -69,36 +81,67 @@ class Platform(pulumi.ComponentResource):
                                  opts=child)
         run_locally = config.controller.run_locally
         if run_locally is None:
-            run_locally = config.cluster.kind == "local"
+            run_locally = not self.runs_pods(config)
         self.controller = SyncController("controller", SyncControllerArgs(
             provider=self.cluster.provider, cluster_name=config.gitops.cluster,
-            image=self.controller_image(config), pull_secret=self.registry.pull_secret_name,
+            image=self.controller_image, pull_secret=self.registry.pull_secret_name,
             gitops_url=self.gitops_repo.url, branch=repos.branch,
             source_name=config.gitops.source_name,
             git_secret_name=self.credentials.git_secret_name,
             local_kubeconfig_path=self.cluster.local_kubeconfig_path if run_locally else None,
             state_dir=args.state_dir), opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.gitops, namespace, self.credentials,
-                                         self.registry]))
-        self.register_outputs({})
+                                         self.registry, *images]))
+        self.register_outputs({"controller_image": self.controller_image})
 
     @staticmethod
-    def controller_image(config: StackConfig) -> str:
+    def runs_pods(config: StackConfig) -> bool:
+        """Every cluster but the local one without a node runs pods."""
+        return config.cluster.kind != "local" or config.cluster.node
+
+    @staticmethod
+    def controller_image_ref(config: StackConfig, registry_host: str) -> str:
+        """The stack's controller image: `plinth:controller.image/tag` when set, else under
+        the GitOps registry (the stack's own registry when the config names none)."""
+        gitops = config.gitops.model_copy(
+            update={"registry": config.gitops.registry or registry_host})
         controller = config.controller
         if controller.image is None and controller.tag is None:
-            return config.gitops.controller_image_ref
-        repository = controller.image or config.gitops.controller_image_ref.rsplit(":", 1)[0]
+            return gitops.controller_image_ref
+        repository = controller.image or gitops.controller_image_ref.rsplit(":", 1)[0]
         return f"{repository}:{controller.tag or config.gitops.controller_version}"
+
+    @staticmethod
+    def _app_image_ref(config: StackConfig, app: AppSpec, registry_host: str) -> str:
+        gitops = config.gitops.model_copy(
+            update={"registry": config.gitops.registry or registry_host})
+        return f"{gitops.image_of(app)}:{app.tag}"
+
+    def _local_images(self, config: StackConfig, controller_ref: pulumi.Output[str],
+                      opts: pulumi.ResourceOptions) -> list[ContainerImage]:
+        """On a local registry Plinth builds what the stack runs: the controller image, and
+        the sample app for every app whose image lives in that registry (no CI pushes there)."""
+        if config.registry.kind != "local" or not self.runs_pods(config):
+            return []
+        registry = self.registry
+        images = [ContainerImage("controller-image", ContainerImageArgs(
+            "controller", config.gitops.controller_version, controller_ref,
+            registry.username, registry.password), opts=opts)]
+        for app in config.gitops.apps:
+            ref = registry.host.apply(functools.partial(self._app_image_ref, config, app))
+            images.append(ContainerImage(f"app-image-{app.name}", ContainerImageArgs(
+                "sample-app", app.tag, ref, registry.username, registry.password), opts=opts))
+        return images
 
     def _repo_spec(self, config: StackConfig,
                    role_arn: pulumi.Output[str] | None) -> pulumi.Output[dict[str, object]]:
         """The GitOps repo's variables: the stack's, with the registry host filled in."""
-        return pulumi.Output.all(self.registry.host, role_arn).apply(
+        return pulumi.Output.all(self.registry.host, role_arn, self.controller_image).apply(
             lambda values: config.gitops.model_copy(update={
                 "registry": config.gitops.registry or values[0],
                 "pull_secret": self.registry.pull_secret_name,
-                "controller_image": self.controller_image(config),
+                "controller_image": values[2],
                 "controller_role_arn": values[1],
-                # nothing becomes Available without a kubelet: waiting would never end
-                "health_wait": config.gitops.health_wait and config.cluster.kind != "local",
+                # nothing becomes Available where no pod runs: waiting would never end
+                "health_wait": config.gitops.health_wait and self.runs_pods(config),
             }).model_dump(mode="json"))

@@ -1,7 +1,8 @@
 """Registry: where images live. Outputs the registry host (for image references), push/pull
 credentials (secret) and a `kubernetes.io/dockerconfigjson` Secret for pulls in the cluster.
 
-- `local`: registry v2 (Debian's docker-registry) on loopback with htpasswd auth.
+- `local`: registry v2 (Debian's docker-registry) with htpasswd auth, on the cluster's host
+  address (the node pulls from it) or loopback.
 - `ecr`: see `components/ecr.py`.
 - `external`: a registry at `url`, password from the secret config key `plinth:registryPassword`.
 """
@@ -30,6 +31,8 @@ class RegistryArgs:
     namespace: pulumi.Input[str]  # where the pull Secret goes (plinth-system)
     provider: k8s.Provider
     registry_password: pulumi.Output[str] | None = None
+    address: pulumi.Output[str] | None = None  # local: where to listen
+    cluster_state_dir: str | None = None  # local: the node that pulls from it
 
 
 def dockerconfigjson(host: str, username: str, password: str) -> str:
@@ -54,6 +57,7 @@ class Registry(pulumi.ComponentResource):
         password: pulumi.Output[str]
         if kind == "local":
             server = LocalServer(f"{name}-server", "registry", str(args.state_dir / "registry"),
+                                 address=args.address, cluster_state_dir=args.cluster_state_dir,
                                  opts=child)
             host, username, password = server.endpoint, server.username, server.password
         elif kind == "external":

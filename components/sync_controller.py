@@ -9,8 +9,9 @@ Ownership, so Pulumi and the controller never fight:
 - Pulumi alone owns what must exist before the controller can read git and is not in git: the
   git credentials Secret, the registry pull Secret, and the root GitRepository + Kustomization.
 
-Where no kubelet runs (the `local` cluster), the controller also runs as a local process
-against the same API server, so the path from `pulumi up` to synced objects is real.
+Where no pod can run (the `local` cluster without a node), the controller runs as a local
+process against the same API server instead, so the path from `pulumi up` to synced objects is
+still real.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ ROOT = "plinth-system"
 class SyncControllerArgs:
     provider: k8s.Provider
     cluster_name: str
-    image: str
+    image: pulumi.Input[str]
     pull_secret: str | None
     gitops_url: pulumi.Input[str]
     branch: str
@@ -53,8 +54,8 @@ def _bootstrap_only(skip_await: bool) -> pulumi.ResourceTransformation:
             annotations = dict(metadata.get("annotations") or {})
             annotations["pulumi.com/skipAwait"] = "true"
             props = {**props, "metadata": {**metadata, "annotations": annotations}}
-        keys = [k for k in ("metadata", "spec", "rules", "roleRef", "subjects", "data")
-                if k in props]
+        keys = [k for k in ("metadata", "spec", "rules", "roleRef", "role_ref", "subjects",
+                            "data") if k in props]
         return pulumi.ResourceTransformationResult(props, pulumi.ResourceOptions.merge(
             args.opts, pulumi.ResourceOptions(ignore_changes=keys)))
     return transform
@@ -66,8 +67,10 @@ class SyncController(pulumi.ComponentResource):
         super().__init__("plinth:sync_controller:SyncController", name, None, opts)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
         # The IRSA annotation (EKS) arrives with the first reconcile from git, which owns it.
-        objects = [o for o in controller_manifests.manifests(args.image, args.pull_secret)
-                   if o["kind"] != "Namespace"]  # the Platform made it, for the Secrets
+        # The image is known once the registry is (the local one has a port of its own), so
+        # the Deployment is a resource of its own with that output in it.
+        objects = [o for o in controller_manifests.manifests("", args.pull_secret)
+                   if o["kind"] not in ("Namespace", "Deployment")]  # Namespace: the Platform's
         install_opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
             transformations=[_bootstrap_only(args.local_kubeconfig_path is not None)]))
         # CRDs as resources of their own, so that the root objects can depend on them: destroy
@@ -75,17 +78,27 @@ class SyncController(pulumi.ComponentResource):
         self.crds = [k8s.apiextensions.v1.CustomResourceDefinition(
             f"{name}-crd-{crd['metadata']['name']}", metadata=crd["metadata"], spec=crd["spec"],
             opts=install_opts) for crd in objects if crd["kind"] == "CustomResourceDefinition"]
-        self.install = k8s.yaml.ConfigGroup(
-            f"{name}-install", yaml=[controller_manifests.to_yaml(
-                [o for o in objects if o["kind"] != "CustomResourceDefinition"])],
+        # Every object a resource of its own, so that the root objects depend on each one:
+        # Pulumi orders deletes by direct dependencies only, and the controller needs its
+        # ServiceAccount, binding and Deployment until their finalizers are done.
+        after_crds = pulumi.ResourceOptions.merge(install_opts,
+                                                  pulumi.ResourceOptions(depends_on=self.crds))
+        self.install: list[pulumi.Resource] = [
+            _typed(f"{name}-{o['kind'].lower()}", o, after_crds) for o in objects
+            if o["kind"] != "CustomResourceDefinition"]
+        deployment = pulumi.Output.from_input(args.image).apply(
+            lambda image: controller_manifests.deployment(image, args.pull_secret))
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment", metadata=controller_manifests.deployment("", None)["metadata"],
+            spec=deployment.apply(lambda d: d["spec"]),
             opts=pulumi.ResourceOptions.merge(install_opts,
-                                              pulumi.ResourceOptions(depends_on=self.crds)))
-        ready: list[pulumi.Resource] = [self.install, *self.crds]
+                                              pulumi.ResourceOptions(depends_on=self.install)))
+        ready: list[pulumi.Resource] = [*self.install, self.deployment, *self.crds]
         if args.local_kubeconfig_path is not None:
             ready.append(LocalServer(
                 f"{name}-process", "controller", str(args.state_dir / "controller"),
                 kubeconfig_path=args.local_kubeconfig_path,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.install, *self.crds])))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=ready)))
         # The root objects depend on the running controller, so destroy deletes them first,
         # while the controller is still there to prune behind their finalizers.
         root_opts = pulumi.ResourceOptions.merge(k8s_opts,
@@ -102,6 +115,19 @@ class SyncController(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(root_opts,
                                               pulumi.ResourceOptions(depends_on=[self.source])))
         self.register_outputs({"image": args.image})
+
+
+def _typed(name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.Resource:
+    """The install's ServiceAccount, ClusterRoleBinding and Service as typed resources."""
+    kind, meta = obj["kind"], obj["metadata"]
+    if kind == "ServiceAccount":
+        return k8s.core.v1.ServiceAccount(name, metadata=meta, opts=opts)
+    if kind == "ClusterRoleBinding":
+        return k8s.rbac.v1.ClusterRoleBinding(name, metadata=meta, role_ref=obj["roleRef"],
+                                              subjects=obj["subjects"], opts=opts)
+    if kind == "Service":
+        return k8s.core.v1.Service(name, metadata=meta, spec=obj["spec"], opts=opts)
+    raise ValueError(f"controller install: no Pulumi resource for kind {kind}")
 
 
 def _root_spec(cluster: str, source_name: str) -> dict[str, Any]:

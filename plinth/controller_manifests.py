@@ -48,7 +48,7 @@ def manifests(image: str, pull_secret: str | None = None,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                      "name": "cluster-admin"},
          "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]},
-        _deployment(image, pull_secret),
+        deployment(image, pull_secret),
         {"apiVersion": "v1", "kind": "Service", "metadata": _meta(NAME),
          "spec": {"selector": {"app.kubernetes.io/name": NAME},
                   "ports": [{"name": "http-metrics", "port": PROBE_PORT,
@@ -63,7 +63,7 @@ def _service_account(role_arn: str | None) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
-def _deployment(image: str, pull_secret: str | None) -> dict[str, Any]:
+def deployment(image: str, pull_secret: str | None) -> dict[str, Any]:
     def probe(path: str) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": "http-metrics"}, "periodSeconds": 10}
 

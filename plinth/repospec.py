@@ -17,7 +17,7 @@ IMAGE = (
     r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
 )
 TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-IMAGE_REF = IMAGE[:-1] + r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+IMAGE_REF = IMAGE[:-1] + r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 REGISTRY = r"^[a-zA-Z0-9.-]+(?::[0-9]+)?(?:/[a-z0-9._-]+)*$"
 
 DEFAULT_CONTROLLER_REPOSITORY = "ghcr.io/plinth-dev/plinth-controller"

@@ -21,11 +21,14 @@ class StackConfigError(Exception):
 
 
 class ClusterConfig(Strict):
-    """Where the cluster comes from. `local`: etcd + kube-apiserver on this machine (objects
-    are stored and served, no workloads run); `kind`: a kind cluster (needs kind and Docker);
-    `kubeconfig`: adopt an existing context; `eks`: an EKS cluster on AWS."""
+    """Where the cluster comes from. `local`: a control plane and one node on this machine
+    (root; `node: false` keeps the control plane alone: objects are stored and served, no
+    workloads run); `kind`: a kind cluster (needs kind and Docker); `kubeconfig`: adopt an
+    existing context; `eks`: an EKS cluster on AWS."""
 
     kind: Literal["local", "kind", "kubeconfig", "eks"] = "local"
+    node: bool = Field(default=True, description="local: run a node (kubelet, containerd) "
+                                                 "so pods run; false: objects only")
     kubeconfig: str | None = Field(default=None, description="kubeconfig file (kind kubeconfig)")
     context: str | None = None
     kubernetes_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]+$")] = "1.33"
@@ -80,7 +83,7 @@ class ControllerConfig(Strict):
         default=None, description="default: plinth:gitops.controller_version")
     run_locally: bool | None = Field(
         default=None, description="run the controller as a local process (default: when the "
-                                  "cluster kind is local, where no kubelet runs pods)")
+                                  "cluster is local without a node, where no pod can run)")
 
 
 class StackConfig(Strict):

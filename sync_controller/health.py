@@ -56,11 +56,15 @@ def _deployment(obj: dict[str, Any], status: dict[str, Any]) -> Health:
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return Health(State.FAILED, progressing.get("message") or "progress deadline exceeded")
     want = int((obj.get("spec") or {}).get("replicas", 1))
+    # Pods its ReplicaSet cannot even create (a quota, an admission webhook) leave no pod to
+    # ask why: the Deployment's ReplicaFailure condition carries the API server's refusal.
+    failure = _condition(status, "ReplicaFailure")
+    refused = f": {failure.get('message')}" if failure and failure.get("status") == "True" else ""
     for field, what in (("updatedReplicas", "updated"), ("readyReplicas", "ready"),
                         ("availableReplicas", "available")):
         have = int(status.get(field) or 0)
         if have < want:
-            return _progress(f"{have}/{want} {what}")
+            return _progress(f"{have}/{want} {what}{refused}")
     if int(status.get("replicas") or 0) > want:
         return _progress(f"old replicas still terminating ({status.get('replicas')} > {want})")
     return _current(f"{want} replicas available")

@@ -2,11 +2,12 @@
 what a refused host changes (nothing)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from plinth.localenv import cluster_dns
+from plinth.localenv import cluster_dns, registry_login
 from plinth.localenv.cluster import LocalCluster
 from plinth.localenv.node import CLUSTER_DNS_IP, NodeUnavailable, preflight
 from plinth.schemas import validate_objects
@@ -42,3 +43,17 @@ def test_cluster_dns_objects_are_valid_kubernetes() -> None:
     assert service["spec"]["clusterIP"] == CLUSTER_DNS_IP
     (config,) = [o for o in objects if o["kind"] == "ConfigMap"]
     assert "kubernetes cluster.local in-addr.arpa ip6.arpa {" in config["data"]["Corefile"]
+
+
+def test_the_registry_login_provider_answers_only_for_its_registries(tmp_path: Path) -> None:
+    logins = tmp_path / "logins.json"
+    registry_login.add_login(logins, "10.244.0.1:5000", "plinth", "s3cret")
+    assert logins.stat().st_mode & 0o077 == 0
+    assert registry_login.hosts(logins) == ["10.244.0.1:5000"]
+    ours = registry_login.response(
+        {"image": "10.244.0.1:5000/plinth/web:1.0.0"}, json.loads(logins.read_text()))
+    assert ours["auth"] == {"10.244.0.1:5000": {"username": "plinth", "password": "s3cret"}}
+    assert ours["kind"] == "CredentialProviderResponse" and ours["cacheKeyType"] == "Registry"
+    other = registry_login.response({"image": "ghcr.io/acme/web:1"},
+                                    json.loads(logins.read_text()))
+    assert other["auth"] == {}

@@ -9,14 +9,17 @@ recorded first and undone by `destroy` (`plinth.localenv.hostchanges`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
+from plinth.localenv import registry_login
 from plinth.localenv.controlplane import LocalControlPlane
 from plinth.localenv.hostchanges import HostChanges, kill_workloads, write_sysctl
 from plinth.localenv.pki import CertificateAuthority
@@ -31,7 +34,9 @@ CLUSTER_DNS_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 CNI_BIN = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+SHORT_ROOT = Path("/var/lib/plinth-node")
 HOST_CLAIM = Path("/run/plinth-node.json")  # tmpfs: gone after a reboot, as the bridge is
+LOGIN_PROVIDER = "plinth-registry-login"
 _NODE_TOOLS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "kubelet", "kube-proxy",
                "kube-scheduler", "iptables", "ip", "umount")
 
@@ -71,9 +76,15 @@ class LocalNode:
         self.containerd = ManagedProcess("containerd", state_dir)
         self.kubelet = ManagedProcess("kubelet", state_dir)
         self.kube_proxy = ManagedProcess("kube-proxy", state_dir)
-        self.socket = state_dir / "run" / "containerd.sock"
+        # A unix socket path has at most 104 bytes, and containerd and kubelet (in its root
+        # folder) make sockets: the state folder may be deep, so these live in a short folder
+        # named after it, removed with the node.
+        self.short_dir = SHORT_ROOT / hashlib.sha256(
+            str(state_dir.resolve()).encode()).hexdigest()[:12]
+        self.socket = self.short_dir / "containerd.sock"
         self.host = HostChanges(state_dir / "host-before-node.json")
         self.certs_d = state_dir / "containerd" / "certs.d"
+        self.logins = state_dir / "registry-logins.json"
 
     def running(self) -> bool:
         return all(p.running() for p in (self.containerd, self.kubelet, self.kube_proxy))
@@ -119,16 +130,23 @@ class LocalNode:
         if proc.returncode != 0:
             raise ServerStartError(f"ctr images import {archive.name}: {proc.stderr.strip()}")
 
-    def trust_registry(self, host: str) -> None:
-        """Let containerd pull from `host` (host:port) over plain HTTP (the local registry)."""
+    def trust_registry(self, host: str, username: str, password: str) -> None:
+        """Let the node pull from `host` (host:port, the stack's registry): over plain HTTP
+        (containerd reads certs.d at each pull) and logged in (kubelet asks our credential
+        provider), so no namespace needs a pull Secret."""
         directory = self.certs_d / host
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "hosts.toml").write_text(
             f'server = "http://{host}"\n\n[host."http://{host}"]\n'
             '  capabilities = ["pull", "resolve"]\n')
-
-    def forget_registry(self, host: str) -> None:
-        shutil.rmtree(self.certs_d / host, ignore_errors=True)
+        known = registry_login.hosts(self.logins)
+        registry_login.add_login(self.logins, host, username, password)
+        if host not in known and self.kubelet.running():
+            # kubelet reads which images its provider serves (host:port) only at start; its
+            # pods run on while it restarts
+            self.kubelet.stop(timeout=3)
+            self.kubelet.start(self._kubelet_argv())
+            self.kubelet.wait_ready(lambda: port_open(self._ports()["kubelet_healthz"]))
 
     def stop(self) -> None:
         """Stop the node and undo every host change; images and pod state stay for a restart."""
@@ -136,7 +154,9 @@ class LocalNode:
             proc.stop(timeout=3)  # no state of their own to save: the API server has it
         kill_workloads(self.socket)
         self.containerd.stop()
-        self.host.undo(state_dirs=[self.state_dir], bridge=BRIDGE)
+        self.host.undo(state_dirs=[self.state_dir, self.short_dir], bridge=BRIDGE)
+        shutil.rmtree(self.short_dir, ignore_errors=True)
+        _remove_if_empty(SHORT_ROOT)
         self._release_host()
 
     def destroy(self) -> None:
@@ -264,16 +284,36 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         }
         path = self.state_dir / "kubelet.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
+        providers = self._write_credential_provider()
         return [
             str(find_tool("kubelet")),
             f"--config={path}",
             f"--kubeconfig={kubeconfig}",
-            f"--root-dir={self.state_dir / 'kubelet'}",
+            f"--root-dir={self.short_dir / 'kubelet'}",
             f"--cert-dir={self.state_dir / 'kubelet-pki'}",
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={NODE_IP}",
+            f"--image-credential-provider-config={providers}",
+            f"--image-credential-provider-bin-dir={providers.parent / 'bin'}",
             "--v=1",
         ]
+
+    def _write_credential_provider(self) -> Path:
+        """kubelet's exec plugin for images on the node IP: `plinth.localenv.registry_login`."""
+        bin_dir = self.state_dir / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        script = bin_dir / LOGIN_PROVIDER
+        script.write_text(f"#!/bin/sh\nexec '{sys.executable}' -m plinth.localenv.registry_login "
+                          f"'{self.logins}'\n")
+        script.chmod(0o755)
+        config = {"apiVersion": "kubelet.config.k8s.io/v1", "kind": "CredentialProviderConfig",
+                  "providers": [{"name": LOGIN_PROVIDER,
+                                 "matchImages": registry_login.hosts(self.logins) or [NODE_IP],
+                                 "defaultCacheDuration": "5m",
+                                 "apiVersion": registry_login.API_VERSION}]}
+        path = self.state_dir / "credential-providers.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
 
     def _write_kube_proxy_config(self) -> Path:
         kubeconfig = self.plane.client_kubeconfig("kube-proxy", "system:kube-proxy")
@@ -294,6 +334,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         path = self.state_dir / "kube-proxy.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
+
+
+def _remove_if_empty(directory: Path) -> None:
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
 
 
 def _ip(*args: str) -> None:

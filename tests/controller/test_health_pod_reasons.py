@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from sync_controller.health import State, assess
 from sync_controller.inventory import ObjectRef
 from sync_controller.pod_reasons import (
     MAX_MESSAGE,
@@ -296,3 +297,16 @@ def test_a_stuck_image_pull_fails_before_the_timeout(scenario: Scenario) -> None
     after = re.search(r"health check failed after (\d+)s: .*\(for (\d+)s\)", failed["message"])
     assert after, failed["message"]
     assert STUCK_AFTER <= int(after[1]) < 120 and STUCK_AFTER <= int(after[2]) < 120
+
+
+def test_a_deployment_whose_pods_are_refused_gives_the_api_servers_reason() -> None:
+    """No pod exists to ask (a quota refused them all): the ReplicaFailure condition says why."""
+    refusal = ('pods "web-7d9c-x" is forbidden: failed quota: apps: must specify limits.cpu '
+               'for: web')
+    deployment = {"kind": "Deployment", "metadata": {"generation": 1}, "spec": {"replicas": 1},
+                  "status": {"observedGeneration": 1, "conditions": [
+                      {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                       "message": refusal}]}}
+    health = assess(deployment)
+    assert health.state is State.IN_PROGRESS
+    assert health.message == f"0/1 updated: {refusal}"

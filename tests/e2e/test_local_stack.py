@@ -1,24 +1,55 @@
-"""`pulumi up -s local` through the real engine: local control plane, git server, registry and
-controller process are started, the scaffolded GitOps repo is pushed, and the controller syncs
-it. A second `up` changes nothing, a config change previews exactly that change and reaches the
-cluster through git, and `destroy` leaves no objects, repositories or processes behind."""
+"""`pulumi up -s local` through the real engine, on a real node: control plane, kubelet,
+containerd, kube-proxy and CoreDNS start, the controller and sample-app images are built without
+Docker and pushed, the controller runs as a pod of its own image and syncs the scaffolded repo,
+and the apps run and answer. One stack serves the whole module (one node per host); the tests
+run in order and the last one destroys it and checks that the host is as it was."""
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
 import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import git
 import pytest
 
+from plinth.oci import builds
+from plinth.oci.push import Registry
+from plinth.localenv.githttp import GitHttpServer
+from plinth.localenv.node import NODE_NAME, preflight
 from plinth.localenv.tools import find_tool
 from tests.controller.harness import Kube, wait_for
+from tests.e2e.host_state import HostState, snapshot
 from tests.fixtures.servers import PulumiBackend, require_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
+NS = "plinth-system"
+
+
+@dataclass
+class LocalStack:
+    project: Path
+    state: Path
+    kube: Kube
+    outputs: dict[str, Any]
+    backend: PulumiBackend
+    before: HostState
+    destroyed: bool = False
+
+    def pulumi(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.backend.run(*args, cwd=self.project)
+
+    def destroy(self) -> None:
+        if not self.destroyed:
+            self.destroyed = True
+            self.pulumi("destroy", "--yes", "--skip-preview")
 
 
 def _project(tmp_path: Path) -> Path:
@@ -36,80 +67,219 @@ def _project(tmp_path: Path) -> Path:
     return project
 
 
-def _steps(preview_json: str) -> list[tuple[str, str]]:
-    doc = json.loads(preview_json)
-    return sorted((s["op"], s["urn"].rsplit("::", 1)[-1]) for s in doc.get("steps", [])
-                  if s["op"] != "same")
+def _require_node() -> None:
+    problems = preflight()
+    if problems:
+        message = "this host cannot run the local node: " + "; ".join(problems)
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the node tests: {message}")
+        pytest.skip(message)
 
 
-def _processes_under(path: Path) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(path) in line]
-
-
-def _appliers(obj: dict[str, Any]) -> set[str]:
-    return {m["manager"] for m in obj["metadata"].get("managedFields", [])
-            if m["operation"] == "Apply"}
-
-
-def _image(kube: Kube) -> str:
-    deploy: dict[str, Any] = kube.get("deployment", "web", "apps") or {}
-    return str(((deploy.get("spec") or {}).get("template") or {}).get("spec", {})
-               .get("containers", [{}])[0].get("image", ""))
-
-
-def test_local_stack_up_sync_change_destroy(pulumi_backend: PulumiBackend,
-                                            tmp_path: Path) -> None:
-    require_tools("etcd", "kube-apiserver", "kube-controller-manager", "kubectl",
-                  "docker-registry", "pulumi-resource-pulumi-python")
-    project = _project(tmp_path)
+@pytest.fixture(scope="module")
+def stack(pulumi_backend: PulumiBackend, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[LocalStack]:
+    require_tools("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                  "kubelet", "kube-proxy", "kubectl", "docker-registry", "pause", "coredns",
+                  "pulumi-resource-pulumi-python")
+    _require_node()
+    project = _project(tmp_path_factory.mktemp("local-stack"))
     state = project / ".plinth" / "stacks" / "local"
-    run = pulumi_backend.run
-    run("stack", "init", "local", cwd=project)
+    before = snapshot(state)
+    pulumi_backend.run("stack", "init", "local", cwd=project)
+    kube = Kube(find_tool("kubectl"), state / "control-plane" / "admin.kubeconfig")
+    local = LocalStack(project, state, kube, {}, pulumi_backend, before)
     try:
-        up = run("up", "--yes", "--skip-preview", cwd=project)
+        up = local.pulumi("up", "--yes", "--skip-preview")
         assert "kubeconfig" in up.stdout and "[secret]" in up.stdout
-        kube = Kube(find_tool("kubectl"), state / "control-plane" / "admin.kubeconfig")
-
-        for kind, name, ns in (("crd", "kustomizations.plinth.dev", None),
-                               ("clusterrolebinding", "plinth-controller", None),
-                               ("deployment", "plinth-controller", "plinth-system"),
-                               ("secret", "gitops-auth", "plinth-system"),
-                               ("secret", "plinth-registry", "plinth-system"),
-                               ("gitrepositories.plinth.dev", "gitops", "plinth-system"),
-                               ("kustomizations.plinth.dev", "plinth-system", "plinth-system")):
-            assert kube.get(kind, name, ns) is not None, f"{kind} {name} missing"
-        gitops = git.Repo(state / "git" / "repos" / "gitops")
-        outputs = json.loads(run("stack", "output", "--json", cwd=project).stdout)
-        assert gitops.commit("main").hexsha == outputs["gitops_commit"]
-        assert (state / "git" / "repos" / "app" / "HEAD").exists()
-
-        # The controller (a local process: no kubelet here) syncs the pushed repo.
-        registry = outputs["registry"]
-        wait_for(lambda: _image(kube) == f"{registry}/plinth/web:1.0.0" and kube.get(
-            "kustomizations.plinth.dev", "infrastructure", "plinth-system"), 90,
-            "the apps of the GitOps repo to be applied")
-
-        # After bootstrap git owns the controller's install, Pulumi owns the root objects.
-        deployment = kube.get("deployment", "plinth-controller", "plinth-system") or {}
-        assert "plinth" in _appliers(deployment)
-        root = kube.get("kustomizations.plinth.dev", "plinth-system", "plinth-system") or {}
-        assert "plinth" not in _appliers(root)
-        # Nothing to do, even after the controller applied its own manifests from git.
-        run("up", "--yes", "--expect-no-changes", cwd=project)
-
-        config = ["config", "set", "--path", "plinth:gitops.apps[0].tag", "1.0.1"]
-        run(*config, cwd=project)
-        preview = run("preview", "--json", cwd=project).stdout
-        assert _steps(preview) == [("update", "gitops-published")]
-        run("up", "--yes", "--skip-preview", cwd=project)
-        commits = list(gitops.iter_commits("main"))
-        assert len(commits) == 2 and "apps/overlays/dev/kustomization.yaml" in str(
-            commits[0].message)
-        wait_for(lambda: _image(kube) == f"{registry}/plinth/web:1.0.1", 90,
-                 "the new tag to reach the cluster through git")
+        local.outputs = json.loads(local.pulumi("stack", "output", "--json").stdout)
+        yield local
     finally:
-        run("destroy", "--yes", "--skip-preview", cwd=project)
-    assert not _processes_under(state), _processes_under(state)
-    assert not (state / "control-plane").exists()
-    assert not (state / "git").exists() and not (state / "registry").exists()
+        local.destroy()
+
+
+def _ready(obj: dict[str, Any] | None) -> bool:
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _available(kube: Kube, name: str, namespace: str) -> bool:
+    deploy = kube.get("deployment", name, namespace) or {}
+    status = deploy.get("status") or {}
+    return bool(status.get("availableReplicas")) and status.get("updatedReplicas") == status.get(
+        "replicas") and status.get("observedGeneration") == deploy["metadata"]["generation"]
+
+
+def _pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
+    out = kube.run("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+    return list(json.loads(out)["items"])
+
+
+def _web(kube: Kube) -> dict[str, Any]:
+    service = kube.get("service", "web", "apps") or {}
+    spec = service["spec"]
+    url = f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}/"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return dict(json.loads(response.read()))
+
+
+def test_node_runs_the_apps_and_serves_dns(stack: LocalStack) -> None:
+    kube = stack.kube
+    assert _ready(kube.get("node", NODE_NAME))
+    wait_for(lambda: _available(kube, "web", "apps"), 240, "the web Deployment to be Available")
+    # Through kube-proxy's Service rules, from the host.
+    answer = _web(kube)
+    assert answer["version"] == "1.0.0" and answer["app"] == "web", answer
+    # From inside a pod: cluster DNS resolves the Service, and the Service answers.
+    probe = ("import json, socket, urllib.request; "
+             "ip = socket.gethostbyname('web.apps.svc.cluster.local'); "
+             "body = urllib.request.urlopen('http://web.apps.svc.cluster.local:8080/').read(); "
+             "print(ip, json.loads(body)['version'])")
+    out = kube.run("exec", "-n", "apps", "deploy/web", "--", "python3", "-c", probe).stdout
+    service_ip = (kube.get("service", "web", "apps") or {})["spec"]["clusterIP"]
+    assert out.split() == [service_ip, "1.0.0"], out
+
+
+def test_controller_runs_as_a_pod_and_resumes_after_its_pod_is_deleted(stack: LocalStack
+                                                                        ) -> None:
+    kube = stack.kube
+    selector = "app.kubernetes.io/name=plinth-controller"
+    wait_for(lambda: _available(kube, "plinth-controller", NS), 180, "the controller pod")
+    (pod,) = _pods(kube, NS, selector)
+    assert pod["spec"]["containers"][0]["image"] == stack.outputs["controller_image"]
+    names = ("plinth-system", "infrastructure", "apps")
+    wait_for(lambda: all(_ready(kube.get("kustomizations.plinth.dev", n, NS)) for n in names),
+             180, "every Kustomization to be Ready")
+    web_before = kube.get("deployment", "web", "apps") or {}
+    inventory = (kube.get("kustomizations.plinth.dev", "apps", NS) or {})["status"]["inventory"]
+
+    kube.run("delete", "pod", "-n", NS, pod["metadata"]["name"], "--wait=true")
+    wait_for(lambda: [p for p in _pods(kube, NS, selector)
+                      if p["metadata"]["name"] != pod["metadata"]["name"]
+                      and any(c["type"] == "Ready" and c["status"] == "True"
+                              for c in p["status"].get("conditions", []))], 180,
+             "a new controller pod to be Ready")
+    assert len(_pods(kube, NS, selector)) == 1
+    def apps_ready() -> dict[str, Any]:
+        apps = kube.get("kustomizations.plinth.dev", "apps", NS) or {}
+        return apps if _ready(apps) else {}
+    assert wait_for(apps_ready, 120, "apps to be Ready again")["status"]["inventory"] == inventory
+    web_after = kube.get("deployment", "web", "apps") or {}
+    # The new pod applied nothing new: the same object, unchanged.
+    assert web_after["metadata"]["uid"] == web_before["metadata"]["uid"]
+    assert web_after["metadata"]["generation"] == web_before["metadata"]["generation"]
+
+
+def test_a_second_up_changes_nothing(stack: LocalStack) -> None:
+    """Even after the controller applied its own install from git, and images were rebuilt
+    (from the cache, to the same digests)."""
+    stack.pulumi("up", "--yes", "--expect-no-changes")
+
+
+def test_controller_upgrade_rolls_its_own_pod_through_git(stack: LocalStack) -> None:
+    kube = stack.kube
+    stack.pulumi("config", "set", "--path", "plinth:gitops.controller_version", "0.1.1")
+    stack.pulumi("up", "--yes", "--skip-preview")
+    new_image = json.loads(stack.pulumi("stack", "output", "--json").stdout)["controller_image"]
+    assert ":0.1.1@sha256:" in new_image
+
+    def rolled() -> bool:
+        pods = _pods(kube, NS, "app.kubernetes.io/name=plinth-controller")
+        return len(pods) == 1 and pods[0]["spec"]["containers"][0]["image"] == new_image and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pods[0]["status"].get("conditions", []))
+    wait_for(rolled, 240, "the controller's pod to run the new image")
+
+
+def _gitops_clone(stack: LocalStack, work: Path) -> tuple[git.Repo, dict[str, str]]:
+    user, password = GitHttpServer(stack.state / "git").credentials()
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+           "GIT_CONFIG_VALUE_0": f"Authorization: Basic {token}"}
+    repo = git.Repo.clone_from(stack.outputs["gitops_repo"], work, env=env)
+    return repo, env
+
+
+def test_missing_image_fails_health_with_the_pods_reason(stack: LocalStack,
+                                                         tmp_path: Path) -> None:
+    kube = stack.kube
+    registry = stack.outputs["registry"]
+    repo, env = _gitops_clone(stack, tmp_path / "gitops")
+    broken = tmp_path / "gitops" / "broken"
+    broken.mkdir()
+    labels = {"app": "broken"}
+    (broken / "deployment.yaml").write_text(json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "broken"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {
+                     "imagePullSecrets": [{"name": "plinth-registry"}],
+                     "containers": [{"name": "broken",
+                                     "image": f"{registry}/plinth/missing:0.0.1"}]}}}}))
+    repo.index.add(["broken/deployment.yaml"])
+    repo.index.commit("a Deployment whose image does not exist")
+    repo.git.push("origin", "main", env=env)
+    kube.apply({"apiVersion": "plinth.dev/v1", "kind": "Kustomization",
+                "metadata": {"name": "broken", "namespace": NS},
+                "spec": {"sourceRef": {"kind": "GitRepository", "name": "gitops"},
+                         "path": "./broken", "targetNamespace": NS, "interval": "1m",
+                         "timeout": "90s", "wait": True, "prune": True}})
+    try:
+        def failed() -> str:
+            obj = kube.get("kustomizations.plinth.dev", "broken", NS) or {}
+            ready = [c for c in (obj.get("status") or {}).get("conditions") or []
+                     if c["type"] == "Ready"]
+            return ready[0]["message"] if ready and ready[0]["status"] == "False" and (
+                "ErrImagePull" in ready[0]["message"]
+                or "ImagePullBackOff" in ready[0]["message"]) else ""
+        message = wait_for(failed, 240, "the Kustomization to fail with the pod's reason")
+        assert "missing:0.0.1" in message and "broken" in message, message
+    finally:
+        kube.run("delete", "kustomizations.plinth.dev", "broken", "-n", NS, "--wait=true")
+    assert kube.get("deployment", "broken", NS) is None  # pruned with its Kustomization
+
+
+def test_a_new_image_tag_ends_in_a_pod_running_that_digest(stack: LocalStack) -> None:
+    kube = stack.kube
+    registry = stack.outputs["registry"]
+    kube.apply(
+        {"apiVersion": "plinth.dev/v1", "kind": "ImageRepository",
+         "metadata": {"name": "web", "namespace": NS},
+         "spec": {"image": f"{registry}/plinth/web", "interval": "5s", "insecure": True,
+                  "secretRef": {"name": "plinth-registry"}}},
+        {"apiVersion": "plinth.dev/v1", "kind": "ImagePolicy",
+         "metadata": {"name": "web", "namespace": NS},
+         "spec": {"imageRepositoryRef": {"name": "web"}, "interval": "5s",
+                  "policy": {"semver": {"range": ">=1.0.0"}}}},
+        {"apiVersion": "plinth.dev/v1", "kind": "ImageUpdateAutomation",
+         "metadata": {"name": "apps", "namespace": NS},
+         "spec": {"sourceRef": {"kind": "GitRepository", "name": "gitops"}, "interval": "5s",
+                  "git": {"checkout": {"ref": {"branch": "main"}},
+                          "commit": {"author": {"name": "plinth", "email": "bot@plinth.dev"}},
+                          "push": {"branch": "main"}},
+                  "update": {"path": "./apps", "strategy": "Setters"}}})
+    user, password = _registry_login(stack)
+    host, _, repository = f"{registry}/plinth/web".partition("/")
+    digest = Registry(host, repository, user, password, insecure=True).push(
+        builds.build("sample-app", "1.0.1"), "1.0.1")
+
+    def running_new_digest() -> bool:
+        return any(digest in s.get("imageID", "") and s.get("ready")
+                   for p in _pods(kube, "apps", "app.kubernetes.io/name=web")
+                   for s in p["status"].get("containerStatuses", []))
+    wait_for(running_new_digest, 300, f"a web pod running {digest}")
+    wait_for(lambda: _web(kube)["version"] == "1.0.1", 60, "the Service to answer 1.0.1")
+
+
+def _registry_login(stack: LocalStack) -> tuple[str, str]:
+    secret = stack.kube.get("secret", "plinth-registry", NS) or {}
+    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    login = config["auths"][stack.outputs["registry"]]
+    return str(login["username"]), str(login["password"])
+
+
+def test_destroy_leaves_the_host_as_it_was(stack: LocalStack) -> None:
+    stack.destroy()
+    after = snapshot(stack.state)
+    assert not stack.before.differences(after), stack.before.differences(after)
+    assert not (stack.state / "control-plane").exists()
+    assert not (stack.state / "git").exists() and not (stack.state / "registry").exists()
