@@ -211,3 +211,27 @@ def test_bad_config_stops_before_any_resource(overrides: dict[str, Any], message
                                               tmp_path: Path) -> None:
     with pytest.raises(StackConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         build("dev", tmp_path, overrides)
+
+
+def _dynamic(mocks: Mocks, key: str) -> list[dict[str, Any]]:
+    return [r.inputs for r in of_type(mocks, "pulumi-python:dynamic:Resource")
+            if key in r.inputs]
+
+
+def test_local_stack_runs_a_node_and_builds_what_it_runs(tmp_path: Path) -> None:
+    mocks = build("local", tmp_path)
+    (cluster,) = [i for i in _dynamic(mocks, "kind") if i["kind"] == "control-plane"]
+    assert cluster["node"] is True
+    images = sorted((i["definition"], i["version"]) for i in _dynamic(mocks, "definition"))
+    assert images == [("controller", "0.1.0"), ("sample-app", "1.0.0")]
+    assert not [i for i in _dynamic(mocks, "kind") if i["kind"] == "controller"]
+    (registry,) = [i for i in _dynamic(mocks, "kind") if i["kind"] == "registry"]
+    assert registry["cluster_state_dir"] == cluster["state_dir"]  # the node trusts it
+
+
+def test_local_stack_without_a_node_runs_the_controller_as_a_process(tmp_path: Path) -> None:
+    mocks = build("local", tmp_path, {"plinth:cluster": {"kind": "local", "node": False}})
+    (cluster,) = [i for i in _dynamic(mocks, "kind") if i["kind"] == "control-plane"]
+    assert cluster["node"] is False
+    assert not _dynamic(mocks, "definition")  # nothing to build: no pod would run it
+    assert [i for i in _dynamic(mocks, "kind") if i["kind"] == "controller"]

@@ -116,11 +116,15 @@ def _pods(kube: Kube, namespace: str, selector: str) -> list[dict[str, Any]]:
 
 
 def _web(kube: Kube) -> dict[str, Any]:
-    service = kube.get("service", "web", "apps") or {}
-    spec = service["spec"]
+    """What the web app answers through its Service, from the host; {} while nothing answers
+    (kube-proxy writes a new endpoint's rules a moment after the pod is ready)."""
+    spec = (kube.get("service", "web", "apps") or {})["spec"]
     url = f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}/"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return dict(json.loads(response.read()))
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return dict(json.loads(response.read()))
+    except OSError:
+        return {}
 
 
 def test_node_runs_the_apps_and_serves_dns(stack: LocalStack) -> None:
@@ -128,12 +132,12 @@ def test_node_runs_the_apps_and_serves_dns(stack: LocalStack) -> None:
     assert _ready(kube.get("node", NODE_NAME))
     wait_for(lambda: _available(kube, "web", "apps"), 240, "the web Deployment to be Available")
     # Through kube-proxy's Service rules, from the host.
-    answer = _web(kube)
-    assert answer["version"] == "1.0.0" and answer["app"] == "web", answer
+    answer = wait_for(lambda: _web(kube), 30, "the web Service to answer")
+    assert answer == {"app": "web", "version": "1.0.0"}, answer
     # From inside a pod: cluster DNS resolves the Service, and the Service answers.
     probe = ("import json, socket, urllib.request; "
              "ip = socket.gethostbyname('web.apps.svc.cluster.local'); "
-             "body = urllib.request.urlopen('http://web.apps.svc.cluster.local:8080/').read(); "
+             "body = urllib.request.urlopen('http://web.apps.svc.cluster.local/').read(); "
              "print(ip, json.loads(body)['version'])")
     out = kube.run("exec", "-n", "apps", "deploy/web", "--", "python3", "-c", probe).stdout
     service_ip = (kube.get("service", "web", "apps") or {})["spec"]["clusterIP"]
@@ -215,7 +219,8 @@ def test_missing_image_fails_health_with_the_pods_reason(stack: LocalStack,
                      "imagePullSecrets": [{"name": "plinth-registry"}],
                      "containers": [{"name": "broken",
                                      "image": f"{registry}/plinth/missing:0.0.1"}]}}}}))
-    repo.index.add(["broken/deployment.yaml"])
+    (broken / "kustomization.yaml").write_text("resources: [deployment.yaml]\n")
+    repo.index.add(["broken/deployment.yaml", "broken/kustomization.yaml"])
     repo.index.commit("a Deployment whose image does not exist")
     repo.git.push("origin", "main", env=env)
     kube.apply({"apiVersion": "plinth.dev/v1", "kind": "Kustomization",
@@ -223,15 +228,19 @@ def test_missing_image_fails_health_with_the_pods_reason(stack: LocalStack,
                 "spec": {"sourceRef": {"kind": "GitRepository", "name": "gitops"},
                          "path": "./broken", "targetNamespace": NS, "interval": "1m",
                          "timeout": "90s", "wait": True, "prune": True}})
+    conditions: list[dict[str, Any]] = []
     try:
         def failed() -> str:
             obj = kube.get("kustomizations.plinth.dev", "broken", NS) or {}
-            ready = [c for c in (obj.get("status") or {}).get("conditions") or []
-                     if c["type"] == "Ready"]
+            conditions[:] = (obj.get("status") or {}).get("conditions") or []
+            ready = [c for c in conditions if c["type"] == "Ready"]
             return ready[0]["message"] if ready and ready[0]["status"] == "False" and (
                 "ErrImagePull" in ready[0]["message"]
                 or "ImagePullBackOff" in ready[0]["message"]) else ""
-        message = wait_for(failed, 240, "the Kustomization to fail with the pod's reason")
+        try:  # the source polls every minute, then 60 s of a stuck pull fail the health check
+            message = wait_for(failed, 300, "the Kustomization to fail with the pod's reason")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; conditions: {conditions}") from None
         assert "missing:0.0.1" in message and "broken" in message, message
     finally:
         kube.run("delete", "kustomizations.plinth.dev", "broken", "-n", NS, "--wait=true")
@@ -266,8 +275,13 @@ def test_a_new_image_tag_ends_in_a_pod_running_that_digest(stack: LocalStack) ->
         return any(digest in s.get("imageID", "") and s.get("ready")
                    for p in _pods(kube, "apps", "app.kubernetes.io/name=web")
                    for s in p["status"].get("containerStatuses", []))
-    wait_for(running_new_digest, 300, f"a web pod running {digest}")
-    wait_for(lambda: _web(kube)["version"] == "1.0.1", 60, "the Service to answer 1.0.1")
+    try:
+        wait_for(running_new_digest, 300, f"a web pod running {digest}")
+        wait_for(lambda: _web(kube).get("version") == "1.0.1", 60, "the Service to answer 1.0.1")
+    finally:  # made by hand, not from git: the root Kustomization would not prune them
+        for kind, name in (("imageupdateautomations", "apps"), ("imagepolicies", "web"),
+                           ("imagerepositories", "web")):
+            kube.run("delete", f"{kind}.plinth.dev", name, "-n", NS, "--wait=true")
 
 
 def _registry_login(stack: LocalStack) -> tuple[str, str]:
