@@ -149,7 +149,8 @@ class LocalNode:
             self.kubelet.wait_ready(lambda: port_open(self._ports()["kubelet_healthz"]))
 
     def stop(self) -> None:
-        """Stop the node and undo every host change; images and pod state stay for a restart."""
+        """Stop the node and undo every host change; images stay for a restart (pods are
+        recreated from the API server's objects)."""
         for proc in (self.kube_proxy, self.kubelet):
             proc.stop(timeout=3)  # no state of their own to save: the API server has it
         kill_workloads(self.socket)
@@ -166,7 +167,7 @@ class LocalNode:
     def _claim_host(self) -> None:
         if HOST_CLAIM.exists():
             owner = Path(json.loads(HOST_CLAIM.read_text())["state_dir"])
-            if owner != self.state_dir.resolve() and (owner / "kubelet.pid").exists():
+            if owner != self.state_dir.resolve() and ManagedProcess("kubelet", owner).running():
                 raise NodeUnavailable(
                     f"a Plinth node already runs on this host (state {owner}); only one can: "
                     f"stop it first (`pulumi destroy` of its stack or `plinth local stop`)")
