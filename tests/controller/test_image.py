@@ -40,7 +40,7 @@ def test_runs_as_non_root_with_a_version_arg() -> None:
 def test_entry_point_starts_the_controller() -> None:
     (entry,) = [args for op, args in _instructions() if op == "ENTRYPOINT"]
     argv = ast.literal_eval(entry)
-    assert argv[:4] == ["python", "-m", "sync_controller", "run"]
+    assert argv[:4] == ["python3", "-m", "sync_controller", "run"]  # Debian names it so
     proc = subprocess.run([sys.executable, *argv[1:], "--help"], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
