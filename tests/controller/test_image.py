@@ -10,15 +10,14 @@ import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+from plinth.oci import dockerfile
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "sync_controller" / "Dockerfile"
 
 
 def _instructions() -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    lines = [line.strip() for line in text.splitlines()]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1])
-            for line in lines if line and not line.startswith("#")]
+    return [i for stage in dockerfile.stages(DOCKERFILE) for i in stage.instructions]
 
 
 def test_every_copied_path_exists() -> None:
@@ -30,16 +29,15 @@ def test_every_copied_path_exists() -> None:
 
 
 def test_runs_as_non_root_with_a_version_arg() -> None:
-    ops = _instructions()
-    users = [args for op, args in ops if op == "USER"]
-    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
-    assert ("ARG", "VERSION=dev") in ops
-    assert any(op == "LABEL" and "${VERSION}" in args for op, args in ops)
+    runtime = dockerfile.runtime_config(DOCKERFILE, {})
+    uid = runtime.user.split(":")[0]
+    assert uid.isdigit() and uid != "0"
+    assert dockerfile.stages(DOCKERFILE)[-1].args["VERSION"] == "dev"
+    assert runtime.labels["org.opencontainers.image.version"] == "dev"
 
 
 def test_entry_point_starts_the_controller() -> None:
-    (entry,) = [args for op, args in _instructions() if op == "ENTRYPOINT"]
-    argv = ast.literal_eval(entry)
+    argv = list(dockerfile.runtime_config(DOCKERFILE, {}).entrypoint)
     assert argv[:4] == ["python3", "-m", "sync_controller", "run"]  # Debian names it so
     proc = subprocess.run([sys.executable, *argv[1:], "--help"], capture_output=True, text=True,
                           cwd=ROOT)
@@ -72,9 +70,8 @@ def _imported_modules() -> set[str]:
 
 
 def test_image_installs_every_package_the_controller_imports() -> None:
-    (install,) = [args for op, args in _instructions() if op == "RUN" and "-c requirements" in args]
     listed = {re.sub(r"[-_.]+", "-", word).lower()
-              for word in install.split("requirements.lock", 1)[1].split()}
+              for word in dockerfile.pip_packages(DOCKERFILE)}
     distributions = packages_distributions()
     needed = set()
     for top in _imported_modules():
