@@ -21,7 +21,7 @@ from components.local_servers import LocalServer
 from components.registry import Registry, RegistryArgs
 from components.sync_controller import SyncController, SyncControllerArgs
 from plinth import controller_manifests
-from plinth.repospec import AppSpec
+from plinth.repospec import AppSpec, RepoSpec
 from plinth.stack_config import StackConfig
 
 
@@ -103,8 +103,7 @@ class Platform(pulumi.ComponentResource):
     def controller_image_ref(config: StackConfig, registry_host: str) -> str:
         """The stack's controller image: `plinth:controller.image/tag` when set, else under
         the GitOps registry (the stack's own registry when the config names none)."""
-        gitops = config.gitops.model_copy(
-            update={"registry": config.gitops.registry or registry_host})
+        gitops = Platform._gitops_on(config, registry_host)
         controller = config.controller
         if controller.image is None and controller.tag is None:
             return gitops.controller_image_ref
@@ -112,10 +111,15 @@ class Platform(pulumi.ComponentResource):
         return f"{repository}:{controller.tag or config.gitops.controller_version}"
 
     @staticmethod
-    def _app_image_ref(config: StackConfig, app: AppSpec, registry_host: str) -> str:
-        gitops = config.gitops.model_copy(
+    def _gitops_on(config: StackConfig, registry_host: str) -> RepoSpec:
+        """The GitOps repo's spec with its registry filled in: the stack's own, unless the
+        config names one."""
+        return config.gitops.model_copy(
             update={"registry": config.gitops.registry or registry_host})
-        return f"{gitops.image_of(app)}:{app.tag}"
+
+    @staticmethod
+    def _app_image_ref(config: StackConfig, app: AppSpec, registry_host: str) -> str:
+        return f"{Platform._gitops_on(config, registry_host).image_of(app)}:{app.tag}"
 
     def _local_images(self, config: StackConfig, controller_ref: pulumi.Output[str],
                       opts: pulumi.ResourceOptions) -> list[ContainerImage]:

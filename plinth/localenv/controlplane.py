@@ -21,8 +21,8 @@ from plinth.localenv.pki import CertificateAuthority, KeyPair, service_account_k
 from plinth.localenv.process import ManagedProcess, free_port, port_open
 from plinth.localenv.tools import find_tool
 
-SERVICE_CIDR = "10.96.0.0/16"
-KUBERNETES_SERVICE_IP = "10.96.0.1"
+_SERVICE_CIDR = "10.96.0.0/16"
+_KUBERNETES_SERVICE_IP = "10.96.0.1"
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,7 @@ class LocalControlPlane:
             )
             self.controller_manager.wait_ready(lambda: port_open(kcm_port), timeout)
         if self.node_ip and not self.scheduler.running():
-            scheduler = ca.issue("scheduler", "system:kube-scheduler")
-            scheduler_kubeconfig = self.state_dir / "scheduler.kubeconfig"
-            self._write_kubeconfig(scheduler_kubeconfig, ca.pair, scheduler, ports)
+            scheduler_kubeconfig = self.client_kubeconfig("scheduler", "system:kube-scheduler")
             port = free_port()
             self.scheduler.start(self._scheduler_argv(scheduler_kubeconfig, port))
             self.scheduler.wait_ready(lambda: port_open(port), timeout)
@@ -156,7 +154,7 @@ class LocalControlPlane:
         hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "kubernetes", "kubernetes.default",
                                   "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
         if self.node_ip:
-            hosts += (KUBERNETES_SERVICE_IP, self.node_ip)
+            hosts += (_KUBERNETES_SERVICE_IP, self.node_ip)
         return hosts
 
     def _apiserver_argv(
@@ -175,7 +173,7 @@ class LocalControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={sa.cert}",
             f"--service-account-signing-key-file={sa.key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={_SERVICE_CIDR}",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=0",
@@ -222,7 +220,7 @@ class LocalControlPlane:
             f"--cert-dir={self.state_dir / 'pki' / 'kcm'}",
             f"--root-ca-file={ca.cert}",
             f"--service-account-private-key-file={sa.key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={_SERVICE_CIDR}",
             "--leader-elect=false",
             "--use-service-account-credentials=false",
             "--profiling=false",

@@ -36,6 +36,8 @@ CNI_BIN = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 SHORT_ROOT = Path("/var/lib/plinth-node")
 HOST_CLAIM = Path("/run/plinth-node.json")  # tmpfs: gone after a reboot, as the bridge is
+# The node's own images, preloaded into containerd (they exist before any registry does).
+SYSTEM_IMAGES = {"pause": "plinth.local/pause:1.0", "coredns": "plinth.local/coredns:1.12.4"}
 LOGIN_PROVIDER = "plinth-registry-login"
 _NODE_TOOLS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "kubelet", "kube-proxy",
                "kube-scheduler", "iptables", "ip", "umount")
@@ -188,7 +190,6 @@ class LocalNode:
         return ports
 
     def _write_containerd_config(self) -> Path:
-        sandbox = f"{SYSTEM_IMAGES['pause']}"
         config = f"""version = 2
 root = "{self.state_dir / 'containerd' / 'root'}"
 state = "{self.state_dir / 'containerd' / 'state'}"
@@ -200,7 +201,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   address = "{self.socket}"
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{sandbox}"
+  sandbox_image = "{SYSTEM_IMAGES['pause']}"
   # The VM's capability bounding set lacks CAP_SYS_RESOURCE: without this runc fails every
   # sandbox writing oom_score_adj (see shared notes, real-node.md).
   restrict_oom_score_adj = true
@@ -348,7 +349,3 @@ def _ip(*args: str) -> None:
     proc = subprocess.run(["ip", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise NodeUnavailable(f"ip {' '.join(args)}: {proc.stderr.strip()}")
-
-
-# The node's own images, preloaded into containerd (they exist before any registry does).
-SYSTEM_IMAGES = {"pause": "plinth.local/pause:1.0", "coredns": "plinth.local/coredns:1.12.4"}

@@ -96,6 +96,13 @@ def _normal(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+def _add_directory(tar: tarfile.TarFile, name: str) -> None:
+    """A parent directory the layer names but has no file of: root's, 0755."""
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    tar.addfile(_normal(info))
+
+
 def layer_from_files(files: Iterable[File], dest: Path) -> Layer:
     """A layer of the given files, with every parent directory (root-owned, 0755) first."""
     writer = _LayerWriter(dest)
@@ -105,9 +112,7 @@ def layer_from_files(files: Iterable[File], dest: Path) -> Layer:
         for depth in range(1, len(parts)):
             directory = "/".join(parts[:depth])
             if directory not in written:
-                info = tarfile.TarInfo(directory)
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                writer.tar.addfile(_normal(info))
+                _add_directory(writer.tar, directory)
                 written.add(directory)
         info = tarfile.TarInfo("/".join(parts))
         info.size, info.mode, info.uid, info.gid = len(item.data), item.mode, item.uid, item.gid
@@ -125,9 +130,7 @@ def layer_from_tree(root: Path, dest: Path, prefix: str = "",
     if prefix:
         parts = prefix.split("/")
         for depth in range(1, len(parts) + 1):
-            info = tarfile.TarInfo("/".join(parts[:depth]))
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            writer.tar.addfile(_normal(info))
+            _add_directory(writer.tar, "/".join(parts[:depth]))
     for path in _walk(root):
         relative = path.relative_to(root).as_posix()
         name = f"{prefix}/{relative}" if prefix else relative

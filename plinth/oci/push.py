@@ -90,8 +90,8 @@ class Registry:
     def _request(self, method: str, url: str, body: object, headers: dict[str, str]
                  ) -> tuple[int, dict[str, str], bytes]:
         for attempt in range(2):
-            request = urllib.request.Request(url, data=body, method=method,  # type: ignore[arg-type]
-                                             headers=dict(headers))
+            request = urllib.request.Request(
+                url, data=body, method=method, headers=dict(headers))  # type: ignore[arg-type]
             if self._authorization:
                 request.add_header("Authorization", self._authorization)
             try:
@@ -104,9 +104,8 @@ class Registry:
                         body.seek(0)
                     continue
                 path = urllib.parse.urlsplit(url).path
-                raise RegistryError(f"{method} {self.host}{path}: HTTP {err.code}"
-                                    f"{' (check the registry credentials)' if err.code in (401, 403) else ''}"
-                                    ) from None
+                hint = " (check the registry credentials)" if err.code in (401, 403) else ""
+                raise RegistryError(f"{method} {self.host}{path}: HTTP {err.code}{hint}") from None
             except (urllib.error.URLError, OSError) as err:
                 reason = getattr(err, "reason", err)
                 raise RegistryError(f"{method} {self.host}: {reason}") from None
@@ -114,7 +113,7 @@ class Registry:
 
     def _login(self, challenge: str) -> bool:
         """Answer a Basic or Bearer challenge; False when there is nothing to answer with."""
-        if self.username is None or self.password is None or self._authorization_tried(challenge):
+        if self.username is None or self.password is None:
             return False
         basic = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
         scheme, _, params = challenge.partition(" ")
@@ -137,8 +136,3 @@ class Registry:
                                 ) from None
         self._authorization = f"Bearer {doc.get('token') or doc['access_token']}"
         return True
-
-    def _authorization_tried(self, challenge: str) -> bool:
-        """A challenge answered once and refused again means the credentials are wrong."""
-        return self._authorization is not None and challenge.lower().startswith(
-            self._authorization.split(" ")[0].lower())
