@@ -25,6 +25,7 @@ SYSCTLS = (
     "kernel.panic",
     "kernel.panic_on_oops",
 )
+NETNS = Path("/run/netns")
 # Paths kubelet, containerd and the CNI plugins use whatever their configuration says.
 FIXED_PATHS = (
     Path("/var/lib/kubelet"),
@@ -32,11 +33,12 @@ FIXED_PATHS = (
     Path("/var/log/pods"),
     Path("/var/lib/cni"),
     Path("/run/containerd"),
-    Path("/run/netns"),
+    NETNS,
     Path("/etc/cni"),
     Path("/opt/cni"),
 )
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
+CNI_NETNS_PREFIX = "cni-"  # containerd names a pod's network namespace cni-<uuid>
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 POD_CGROUP = "kubepods"
 
@@ -78,21 +80,30 @@ class HostChanges:
         self.record_file.write_text(json.dumps(record, indent=1))
 
     def undo(self, *, state_dirs: Iterable[Path], bridge: str) -> None:
-        """Unmount, delete the network, restore sysctls and paths (after `kill_workloads`)."""
-        record = json.loads(self.record_file.read_text()) if self.record_file.exists() else {}
-        netns_before = set(record.get("netns", []))
-        unmount_under([*state_dirs, *FIXED_PATHS])
+        """Unmount, delete the network, restore sysctls and paths (after `kill_workloads`).
+
+        Without a record (a dead node's state folder was removed) what the node certainly made
+        goes (its mounts, bridge, chains, cgroups and the CNI's namespaces); sysctls and
+        fixed paths stay, since what they were before is unknown."""
+        record = json.loads(self.record_file.read_text()) if self.record_file.exists() else None
+        netns_before = set((record or {}).get("netns", []))
+        unmount_under([*state_dirs, *(p for p in FIXED_PATHS if p != NETNS)])
         for name in _netns_names() - netns_before:
-            Path("/run/netns", name).unlink(missing_ok=True)
+            if name.startswith(CNI_NETNS_PREFIX):  # other namespaces there are not the node's
+                unmount_under([NETNS / name])
+                (NETNS / name).unlink(missing_ok=True)
         delete_bridge(bridge)
         remove_chains(CHAIN_PREFIXES)
         remove_cgroups(POD_CGROUP)
-        for name, value in record.get("sysctls", {}).items():
+        if record is None:
+            return
+        for name, value in record["sysctls"].items():
             if value is not None and read_sysctl(name) != value:
                 write_sysctl(name, value)
-        existing = set(record.get("existing_paths", []))
+        existing = set(record["existing_paths"])
         for path in FIXED_PATHS:
             if str(path) not in existing:
+                unmount_under([path])
                 shutil.rmtree(path, ignore_errors=True)
         self.record_file.unlink(missing_ok=True)
 
@@ -105,7 +116,7 @@ def kill_workloads(containerd_socket: Path) -> None:
 
 def _netns_names() -> set[str]:
     try:
-        return {p.name for p in Path("/run/netns").iterdir()}
+        return {p.name for p in NETNS.iterdir()}
     except FileNotFoundError:
         return set()
 

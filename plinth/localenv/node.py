@@ -36,6 +36,7 @@ CNI_BIN = Path("/usr/lib/cni")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 SHORT_ROOT = Path("/var/lib/plinth-node")
 HOST_CLAIM = Path("/run/plinth-node.json")  # tmpfs: gone after a reboot, as the bridge is
+HOST_RECORD = "host-before-node.json"
 # The node's own images, preloaded into containerd (they exist before any registry does).
 SYSTEM_IMAGES = {"pause": "plinth.local/pause:1.0", "coredns": "plinth.local/coredns:1.12.4"}
 LOGIN_PROVIDER = "plinth-registry-login"
@@ -78,13 +79,9 @@ class LocalNode:
         self.containerd = ManagedProcess("containerd", state_dir)
         self.kubelet = ManagedProcess("kubelet", state_dir)
         self.kube_proxy = ManagedProcess("kube-proxy", state_dir)
-        # A unix socket path has at most 104 bytes, and containerd and kubelet (in its root
-        # folder) make sockets: the state folder may be deep, so these live in a short folder
-        # named after it, removed with the node.
-        self.short_dir = SHORT_ROOT / hashlib.sha256(
-            str(state_dir.resolve()).encode()).hexdigest()[:12]
+        self.short_dir = _short_dir(state_dir)
         self.socket = self.short_dir / "containerd.sock"
-        self.host = HostChanges(state_dir / "host-before-node.json")
+        self.host = HostChanges(state_dir / HOST_RECORD)
         self.certs_d = state_dir / "containerd" / "certs.d"
         self.logins = state_dir / "registry-logins.json"
 
@@ -153,32 +150,19 @@ class LocalNode:
     def stop(self) -> None:
         """Stop the node and undo every host change; images stay for a restart (pods are
         recreated from the API server's objects)."""
-        for proc in (self.kube_proxy, self.kubelet):
-            proc.stop(timeout=3)  # no state of their own to save: the API server has it
-        kill_workloads(self.socket)
-        self.containerd.stop()
-        self.host.undo(state_dirs=[self.state_dir, self.short_dir], bridge=BRIDGE)
-        shutil.rmtree(self.short_dir, ignore_errors=True)
-        _remove_if_empty(SHORT_ROOT)
-        self._release_host()
+        _stop_node(self.state_dir)
 
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _claim_host(self) -> None:
-        if HOST_CLAIM.exists():
-            owner = Path(json.loads(HOST_CLAIM.read_text())["state_dir"])
-            if owner != self.state_dir.resolve() and ManagedProcess("kubelet", owner).running():
-                raise NodeUnavailable(
-                    f"a Plinth node already runs on this host (state {owner}); only one can: "
-                    f"stop it first (`pulumi destroy` of its stack or `plinth local stop`)")
+        owner = clear_dead_node()
+        if owner is not None and owner != self.state_dir.resolve():
+            raise NodeUnavailable(
+                f"a Plinth node already runs on this host (state {owner}); only one can: "
+                f"stop it first (`pulumi destroy` of its stack or `plinth local stop`)")
         HOST_CLAIM.write_text(json.dumps({"state_dir": str(self.state_dir.resolve())}))
-
-    def _release_host(self) -> None:
-        if HOST_CLAIM.exists() and json.loads(HOST_CLAIM.read_text())["state_dir"] == str(
-                self.state_dir.resolve()):
-            HOST_CLAIM.unlink()
 
     def _ports(self) -> dict[str, int]:
         path = self.state_dir / "ports.json"
@@ -336,6 +320,44 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         path = self.state_dir / "kube-proxy.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
+
+
+def _short_dir(state_dir: Path) -> Path:
+    """A unix socket path has at most 104 bytes, and containerd and kubelet (in its root
+    folder) make sockets: the state folder may be deep, so these live in a short folder named
+    after it, removed with the node."""
+    return SHORT_ROOT / hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+
+
+def _stop_node(state_dir: Path) -> None:
+    """Stop the node whose state is `state_dir`, kill its pods and undo its host changes. Only
+    the state folder is needed, so this also clears a node whose processes died without it."""
+    for name in ("kube-proxy", "kubelet"):  # no state to save: the API server has it
+        ManagedProcess(name, state_dir).stop(timeout=3)
+    short_dir = _short_dir(state_dir)
+    kill_workloads(short_dir / "containerd.sock")
+    ManagedProcess("containerd", state_dir).stop()
+    HostChanges(state_dir / HOST_RECORD).undo(state_dirs=[state_dir, short_dir], bridge=BRIDGE)
+    shutil.rmtree(short_dir, ignore_errors=True)
+    _remove_if_empty(SHORT_ROOT)
+    if HOST_CLAIM.exists() and json.loads(HOST_CLAIM.read_text())["state_dir"] == str(
+            state_dir.resolve()):
+        HOST_CLAIM.unlink()
+
+
+def clear_dead_node() -> Path | None:
+    """The state folder of the node that runs on this host, or None. A node whose kubelet is
+    gone (its stack killed, not destroyed) still holds the bridge, pod network namespaces,
+    mounts and iptables chains: those are undone here, with the dead node's record of the host
+    before it, so the next node records the host as it was."""
+    if not HOST_CLAIM.exists():
+        return None
+    owner = Path(json.loads(HOST_CLAIM.read_text())["state_dir"])
+    if ManagedProcess("kubelet", owner).running():
+        return owner
+    _stop_node(owner)
+    HOST_CLAIM.unlink(missing_ok=True)
+    return None
 
 
 def _remove_if_empty(directory: Path) -> None:

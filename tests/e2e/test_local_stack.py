@@ -22,7 +22,7 @@ import pytest
 from plinth.oci import builds
 from plinth.oci.push import Registry
 from plinth.localenv.githttp import GitHttpServer
-from plinth.localenv.node import NODE_NAME, preflight
+from plinth.localenv.node import NODE_NAME, clear_dead_node, preflight
 from plinth.localenv.tools import find_tool
 from tests.controller.harness import Kube, wait_for
 from tests.e2e.host_state import HostState, snapshot
@@ -85,6 +85,9 @@ def stack(pulumi_backend: PulumiBackend, tmp_path_factory: pytest.TempPathFactor
     _require_node()
     project = _project(tmp_path_factory.mktemp("local-stack"))
     state = project / ".plinth" / "stacks" / "local"
+    # An earlier run killed mid-way leaves its dead node's network; `up` would clear it, so the
+    # host "as it was" is the host without it.
+    clear_dead_node()
     before = snapshot(state)
     pulumi_backend.run("stack", "init", "local", cwd=project)
     kube = Kube(find_tool("kubectl"), state / "control-plane" / "admin.kubeconfig")
