@@ -1,4 +1,4 @@
-"""Render `gitops_repo_template/` for a RepoSpec and write it without clobbering human edits.
+"""Render `plinth/gitops_repo_template/` for a RepoSpec; write it without clobbering human edits.
 
 The one scaffolder: `plinth new` and the Pulumi GitOpsRepo component both call `render_template`
 and `plan`/`write`, so they produce the same bytes. A manifest of what was generated
@@ -12,6 +12,7 @@ import itertools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,7 +22,9 @@ import yaml
 from plinth import controller_manifests
 from plinth.repospec import AppSpec, EnvironmentSpec, RepoSpec
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "gitops_repo_template"
+# Package data of `plinth` (pyproject's package-data), so that a wheel install scaffolds the
+# same files as a checkout.
+TEMPLATE = resources.files("plinth") / "gitops_repo_template"
 MANIFEST = ".plinth/scaffold.json"
 _LOOPS = ("__env__", "__app__")
 
@@ -41,8 +44,17 @@ class ScaffoldConflict(ScaffoldError):
         self.paths = paths
 
 
-def render_template(spec: RepoSpec, template_dir: Path = TEMPLATE_DIR) -> dict[str, bytes]:
-    """Every output file (POSIX relative path -> bytes), in a stable order."""
+def render_template(spec: RepoSpec, template_dir: Path | None = None) -> dict[str, bytes]:
+    """Every output file (POSIX relative path -> bytes), in a stable order, from `template_dir`
+    or else the template Plinth ships."""
+    if template_dir is None:
+        with resources.as_file(TEMPLATE) as shipped:
+            return render_template(spec, shipped)
+    sources = sorted(p for p in template_dir.rglob("*") if p.is_file())
+    if not sources:
+        # An install without its package data would otherwise write only the manifest.
+        raise ScaffoldError(f"template folder {template_dir} is missing or empty: nothing to "
+                            "scaffold (is plinth installed without its package data?)")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
         undefined=jinja2.StrictUndefined,
@@ -51,7 +63,7 @@ def render_template(spec: RepoSpec, template_dir: Path = TEMPLATE_DIR) -> dict[s
     )
     files: dict[str, bytes] = {}
     base = _context(spec)
-    for source in sorted(p for p in template_dir.rglob("*") if p.is_file()):
+    for source in sources:
         rel = source.relative_to(template_dir).as_posix()
         for out_path, context in _expand(rel, spec, base):
             try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,10 @@ import yaml
 from plinth.render import origin_of
 
 KUBERNETES_VERSION = "1.33.0"
-PLINTH_CRDS = Path(__file__).resolve().parent.parent / "sync_controller" / "crds"
+
+
+class CRDsNotInstalled(Exception):
+    """The controller's CRD manifests, package data of `sync_controller`, are not installed."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,23 @@ def describe(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind', '?')} {ns}{meta.get('name', '?')}"
 
 
+def plinth_crd_files() -> list[Traversable]:
+    """The controller's CRD manifests where `sync_controller` is installed (checkout or wheel).
+
+    Reading them imports only that package's `__init__` (a docstring), none of its modules.
+    """
+    folder = resources.files("sync_controller") / "crds"
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".yaml")),
+                   key=lambda f: f.name) if folder.is_dir() else []
+    if not files:
+        raise CRDsNotInstalled(f"no Plinth CRDs in {folder}: is plinth installed without its "
+                               "package data (sync_controller/crds/*.yaml)?")
+    return files
+
+
 def load_crds(paths: Iterable[Path] = ()) -> list[dict[str, Any]]:
     """The Plinth CRDs, plus CRDs from `paths` (files or folders of YAML)."""
-    files = sorted(PLINTH_CRDS.glob("*.yaml"))
+    files = plinth_crd_files()
     for path in paths:
         files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
     crds = []

@@ -79,6 +79,12 @@ def test_template_with_unknown_variable_is_an_error(tmp_path: Path) -> None:
         render_template(spec(), tmp_path)
 
 
+def test_missing_or_empty_template_is_an_error_not_an_empty_repo(tmp_path: Path) -> None:
+    for folder in (tmp_path / "absent", tmp_path):
+        with pytest.raises(ScaffoldError, match="missing or empty"):
+            render_template(spec(), folder)
+
+
 def test_rewrite_is_idempotent(tmp_path: Path) -> None:
     files = render_template(spec())
     first = write(tmp_path, files)
