@@ -67,8 +67,11 @@ def _stack_config(stack: str) -> dict[str, str]:
 
 
 def build(stack: str, tmp_path: Path, overrides: dict[str, Any] | None = None,
-          check: Callable[[Platform], pulumi.Output[Any]] | None = None) -> Mocks:
-    mocks = Mocks()
+          check: Callable[[Platform], pulumi.Output[Any]] | None = None,
+          mocks: Mocks | None = None) -> Mocks:
+    """Run the program of `stack` under `mocks` (which record every resource registered, even
+    when the program fails)."""
+    mocks = Mocks() if mocks is None else mocks
     pulumi.runtime.set_mocks(mocks, project="plinth", stack=stack, preview=False)
     values = _stack_config(stack)
     values.update({k: v if isinstance(v, str) else json.dumps(v)
@@ -147,9 +150,8 @@ def test_root_objects_point_at_the_cluster_folder(tmp_path: Path) -> None:
     assert source["spec"]["secretRef"] == {"name": "gitops-auth"}
 
 
-@pytest.mark.parametrize(("stack", "nodes", "protected", "keep"),
-                         [("dev", 2, False, 20), ("prod", 3, True, 50)])
-def test_aws_stacks(stack: str, nodes: int, protected: bool, keep: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stack", "nodes", "protected"), [("dev", 2, False), ("prod", 3, True)])
+def test_aws_stacks(stack: str, nodes: int, protected: bool, tmp_path: Path) -> None:
     mocks = build(stack, tmp_path)
     (cluster,) = of_type(mocks, "aws:eks/cluster:Cluster")
     assert cluster.inputs["deletionProtection"] is protected
@@ -163,8 +165,16 @@ def test_aws_stacks(stack: str, nodes: int, protected: bool, keep: int, tmp_path
     for repo in repos:
         assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
         assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
-    for policy in of_type(mocks, "aws:ecr/lifecyclePolicy:LifecyclePolicy"):
-        assert json.loads(policy.inputs["policy"])["rules"][0]["selection"]["countNumber"] == keep
+    # One lifecycle policy per repository, keeping as many images as the stack says.
+    keep = json.loads(_stack_config(stack)["plinth:registry"])["keep_images"]
+    policies = of_type(mocks, "aws:ecr/lifecyclePolicy:LifecyclePolicy")
+    assert sorted(p.inputs["repository"] for p in policies) == ["api", "plinth-controller", "web"]
+    for policy in policies:
+        assert json.loads(policy.inputs["policy"]) == {"rules": [{
+            "rulePriority": 1, "description": f"keep the newest {keep} images",
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                          "countNumber": keep},
+            "action": {"type": "expire"}}]}
 
     names = sorted(r.inputs["repositoryName"]
                    for r in of_type(mocks, "aws:codecommit/repository:Repository"))
@@ -209,8 +219,10 @@ def test_secrets_stay_secret(tmp_path: Path) -> None:
 ])
 def test_bad_config_stops_before_any_resource(overrides: dict[str, Any], message: str,
                                               tmp_path: Path) -> None:
+    mocks = Mocks()
     with pytest.raises(StackConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        build("dev", tmp_path, overrides)
+        build("dev", tmp_path, overrides, mocks=mocks)
+    assert [f"{r.typ} {r.name}" for r in mocks.resources] == []
 
 
 def _dynamic(mocks: Mocks, key: str) -> list[dict[str, Any]]:
