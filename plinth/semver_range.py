@@ -2,7 +2,11 @@
 
 Supported: comparators (`=`, `!=`, `>`, `>=`, `<`, `<=`), caret (`^1.2`), tilde (`~1.2.3`),
 wildcards (`1.2.x`, `1.*`, `*`), hyphen ranges (`1.2 - 1.4`), AND by space or comma, OR by `||`.
-A leading `v` on tags is accepted. Pre-releases match only when asked for.
+A leading `v` on tags is accepted.
+
+Pre-releases follow Masterminds/semver (what Flux uses): an `||` alternative admits them only
+when one of its versions carries a pre-release (`>=1.0.0-0`, `~1.1.0-rc.1`), and then for all of
+its comparators; `>=1.0.0` never picks `2.0.0-rc.1`.
 """
 from __future__ import annotations
 
@@ -43,40 +47,65 @@ class Comparator:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Comparators that must all hold: one side of `||`."""
+
+    comparators: tuple[Comparator, ...]
+    prereleases: bool  # one of its versions, as written, carries a pre-release
+
+    def allows(self, version: semver.Version) -> bool:
+        if version.prerelease and not self.prereleases:
+            return False
+        return all(c(version) for c in self.comparators)
+
+
+@dataclass(frozen=True)
 class Constraint:
     text: str
-    alternatives: tuple[tuple[Comparator, ...], ...]
+    alternatives: tuple[Alternative, ...]
 
-    def allows(self, version: semver.Version, *, prereleases: bool = False) -> bool:
-        if version.prerelease and not prereleases:
-            return False
-        return any(all(c(version) for c in group) for group in self.alternatives)
+    def allows(self, version: semver.Version) -> bool:
+        return any(alternative.allows(version) for alternative in self.alternatives)
 
-    def best(self, tags: Iterable[str], *, prereleases: bool = False) -> str | None:
+    def best(self, tags: Iterable[str]) -> str | None:
         """The tag of the highest version allowed (build metadata does not order)."""
-        allowed = [(v, t) for t in tags if (v := parse_version(t)) is not None
-                   and self.allows(v, prereleases=prereleases)]
+        allowed = [(v, t) for t in tags if (v := parse_version(t)) is not None and self.allows(v)]
         return max(allowed, key=lambda vt: (vt[0].replace(build=None), vt[1]))[1] \
             if allowed else None
 
 
+@dataclass(frozen=True)
+class _Term:
+    """One version as the constraint writes it: `>=1.2`, `~1.2.3-rc.1`, `1.x`."""
+
+    op: str
+    parts: tuple[int | None, int | None, int | None]  # None where a wildcard or nothing stands
+    pre: str | None
+
+
 def parse_constraint(text: str) -> Constraint:
-    groups = []
+    alternatives = []
     for alternative in text.split("||"):
         tokens = _tokens(alternative)
         if not tokens:
             raise ConstraintError(f"semver constraint {text!r}: empty alternative")
         comparators: list[Comparator] = []
+        terms: list[_Term] = []
         i = 0
         while i < len(tokens):
             if i + 2 < len(tokens) and tokens[i + 1] == "-":
-                comparators += _lower(tokens[i], text) + _upper_inclusive(tokens[i + 2], text)
+                low, high = _term(tokens[i], text), _term(tokens[i + 2], text)
+                comparators += _lower(low) + _upper_inclusive(high)
+                terms += [low, high]
                 i += 3
                 continue
-            comparators += _comparators(tokens[i], text)
+            term = _term(tokens[i], text)
+            comparators += _comparators(term, text)
+            terms.append(term)
             i += 1
-        groups.append(tuple(comparators))
-    return Constraint(text, tuple(groups))
+        alternatives.append(Alternative(tuple(comparators),
+                                        prereleases=any(t.pre is not None for t in terms)))
+    return Constraint(text, tuple(alternatives))
 
 
 def _tokens(text: str) -> list[str]:
@@ -84,55 +113,57 @@ def _tokens(text: str) -> list[str]:
     return text.split()
 
 
-def _partial(text: str, whole: str) -> tuple[list[int | None], str | None]:
-    match = _PARTIAL.match(text)
-    if not match:
-        raise ConstraintError(f"semver constraint {whole!r}: cannot parse {text!r}")
-    parts = [None if p is None or p in "xX*" else int(p) for p in match.groups()[:3]]
-    return parts, match.group(4)
-
-
-def _version(parts: list[int | None], pre: str | None = None) -> semver.Version:
-    major, minor, patch = (p or 0 for p in parts)
-    return semver.Version(major, minor, patch, prerelease=pre)
-
-
-def _lower(text: str, whole: str) -> list[Comparator]:
-    parts, pre = _partial(text, whole)
-    return [Comparator(">=", _version(parts, pre))]
-
-
-def _upper_inclusive(text: str, whole: str) -> list[Comparator]:
-    parts, pre = _partial(text, whole)
-    if parts[1] is None:
-        return [Comparator("<", _version([(parts[0] or 0) + 1, 0, 0]))]
-    if parts[2] is None:
-        return [Comparator("<", _version([parts[0], (parts[1] or 0) + 1, 0]))]
-    return [Comparator("<=", _version(parts, pre))]
-
-
-def _comparators(token: str, whole: str) -> list[Comparator]:
+def _term(token: str, whole: str) -> _Term:
     op_match = re.match(r"^(>=|<=|!=|>|<|=|\^|~)?(.*)$", token)
     assert op_match is not None
-    op, rest = op_match.group(1) or "", op_match.group(2)
-    if rest in ("*", "x", "X"):
+    match = _PARTIAL.match(op_match.group(2))
+    if not match:
+        raise ConstraintError(f"semver constraint {whole!r}: cannot parse {token!r}")
+    major, minor, patch = (None if p is None or p in "xX*" else int(p)
+                           for p in match.groups()[:3])
+    return _Term(op_match.group(1) or "", (major, minor, patch), match.group(4))
+
+
+def _version(term: _Term) -> semver.Version:
+    major, minor, patch = (p or 0 for p in term.parts)
+    return semver.Version(major, minor, patch, prerelease=term.pre)
+
+
+def _before(major: int, minor: int, patch: int) -> Comparator:
+    """Below this release and its pre-releases (`-0` is the lowest of them): where `~`, `^` and
+    wildcards stop, as Masterminds/semver compares major and minor there, not whole versions."""
+    return Comparator("<", semver.Version(major, minor, patch, prerelease="0"))
+
+
+def _lower(term: _Term) -> list[Comparator]:
+    return [Comparator(">=", _version(term))]
+
+
+def _upper_inclusive(term: _Term) -> list[Comparator]:
+    major, minor, _ = term.parts
+    if minor is None:
+        return [_before((major or 0) + 1, 0, 0)]
+    if term.parts[2] is None:
+        return [_before(major or 0, minor + 1, 0)]
+    return [Comparator("<=", _version(term))]
+
+
+def _comparators(term: _Term, whole: str) -> list[Comparator]:
+    major, minor, patch = term.parts
+    if major is None:
         return [Comparator(">=", semver.Version(0, 0, 0))]
-    parts, pre = _partial(rest, whole)
-    major, minor, patch = parts
-    base = _version(parts, pre)
-    if op == "^":
+    base = _version(term)
+    if term.op == "^":
         if major:
-            upper = _version([major + 1, 0, 0])
+            upper = _before(major + 1, 0, 0)
         elif minor:
-            upper = _version([0, minor + 1, 0])
+            upper = _before(0, minor + 1, 0)
         else:
-            upper = _version([0, 0, (patch or 0) + 1]) if patch is not None else _version([1, 0, 0])
-        return [Comparator(">=", base), Comparator("<", upper)]
-    if op == "~" or (op in ("", "=") and None in parts):
-        if major is None:
-            return [Comparator(">=", semver.Version(0, 0, 0))]
-        upper = _version([major + 1, 0, 0]) if minor is None else _version([major, minor + 1, 0])
-        return [Comparator(">=", base), Comparator("<", upper)]
-    if None in parts:
-        raise ConstraintError(f"semver constraint {whole!r}: wildcard with {op!r}")
-    return [Comparator(op or "=", base)]
+            upper = _before(0, 0, patch + 1) if patch is not None else _before(1, 0, 0)
+        return [Comparator(">=", base), upper]
+    if term.op == "~" or (term.op in ("", "=") and None in term.parts):
+        upper = _before(major + 1, 0, 0) if minor is None else _before(major, minor + 1, 0)
+        return [Comparator(">=", base), upper]
+    if None in term.parts:
+        raise ConstraintError(f"semver constraint {whole!r}: wildcard with {term.op!r}")
+    return [Comparator(term.op or "=", base)]

@@ -36,8 +36,7 @@ class TagFilter:
 @dataclass(frozen=True)
 class Policy:
     kind: Literal["semver", "alphabetical", "numerical"]
-    range: str = ""
-    prereleases: bool = False
+    range: str = ""  # pre-releases only when the range names one, as in Flux
     highest: bool = True  # alphabetical/numerical: order asc (Flux default) picks the last
     filter: TagFilter | None = None
 
@@ -65,7 +64,7 @@ class Policy:
                 parse_constraint(rng)
             except ConstraintError as err:
                 raise PolicyError(f"spec.policy.semver.range: {err}") from None
-            return cls("semver", rng, bool(semver_spec.get("prereleases")), filter=tag_filter)
+            return cls("semver", rng, filter=tag_filter)
         for kind in ("alphabetical", "numerical"):
             if kind in policy:
                 order = (policy[kind] or {}).get("order", "asc")
@@ -98,7 +97,7 @@ class Policy:
         best: tuple[Any, str] | None = None
         for tag, key in candidates:
             version = parse_version(key)
-            if version is None or not constraint.allows(version, prereleases=self.prereleases):
+            if version is None or not constraint.allows(version):
                 continue
             # equal precedence (build metadata): the lexically higher tag, so the choice is stable
             rank = (version, tag)

@@ -28,10 +28,30 @@ def test_best_tag(constraint: str, best: str | None) -> None:
     assert parse_constraint(constraint).best(TAGS) == best
 
 
-def test_prereleases_are_opt_in() -> None:
-    constraint = parse_constraint(">=1.2.5 <1.4.0")
-    assert constraint.best(TAGS) == "1.2.5"
-    assert constraint.best(TAGS, prereleases=True) == "v1.3.0-rc.1"
+PRE_TAGS = ["1.0.0", "1.1.0", "1.1.1-rc.1", "1.2.0-alpha", "2.0.0-rc.1", "2.0.0-rc.2",
+            "2.1.0-beta"]
+
+
+@pytest.mark.parametrize(("constraint", "best"), [
+    # no pre-release in the range: no pre-release chosen (Masterminds/semver, so Flux)
+    (">=1.0.0", "1.1.0"),
+    (">=1.2.5 <1.4.0", None),
+    ("^1.0.0", "1.1.0"),
+    ("1.x", "1.1.0"),
+    ("*", "1.1.0"),
+    # a pre-release in a comparator admits pre-releases for its whole `||` alternative
+    (">=1.0.0-0", "2.1.0-beta"),
+    ("~1.1.0-0", "1.1.1-rc.1"),
+    ("^2.0.0-rc.1", "2.1.0-beta"),
+    ("^1.0.0-0", "1.2.0-alpha"),
+    (">=1.0.0-0 <2.0.0", "2.0.0-rc.2"),
+    ("1.0.0 - 2.0.0-rc.1", "2.0.0-rc.1"),
+    ("=2.0.0-rc.1", "2.0.0-rc.1"),
+    ("^3.0.0 || ~1.1.0-0", "1.1.1-rc.1"),
+    ("~2.0.0-rc.2 || ^1.0.0", "2.0.0-rc.2"),
+])
+def test_prereleases_only_where_the_range_names_one(constraint: str, best: str | None) -> None:
+    assert parse_constraint(constraint).best(PRE_TAGS) == best
 
 
 @pytest.mark.parametrize("bad", ["", ">=one", "^", "1.2.3.4", ">=1.x"])

@@ -15,8 +15,9 @@ TAGS = ["1.0.0", "v1.2.0", "1.10.0", "1.10.1-rc.1", "2.0.0-alpha", "1.9.9+build.
 
 @pytest.mark.parametrize(("spec", "chosen"), [
     ({"policy": {"semver": {"range": ">=1.0.0"}}}, "1.10.0"),
-    ({"policy": {"semver": {"range": ">=1.0.0", "prereleases": True}}}, "2.0.0-alpha"),
-    ({"policy": {"semver": {"range": "~1.10.0-0", "prereleases": True}}}, "1.10.1-rc.1"),
+    ({"policy": {"semver": {"range": ">=1.0.0-0"}}}, "2.0.0-alpha"),
+    ({"policy": {"semver": {"range": "~1.10.0-0"}}}, "1.10.1-rc.1"),
+    ({"policy": {"semver": {"range": "^1.0.0-0"}}}, "1.10.1-rc.1"),
     ({"policy": {"semver": {"range": "<1.10.0"}}}, "1.9.9+build.5"),
     ({"policy": {"semver": {"range": "1.2.x"}}}, "v1.2.0"),
     ({"policy": {"semver": {"range": ">=3.0.0"}}}, None),
@@ -76,9 +77,19 @@ def test_alphabetical_is_plain_string_order(tags: list[str]) -> None:
 
 
 @given(st.lists(versions, min_size=1, max_size=10, unique=True), st.text("abc", max_size=3))
-def test_prereleases_never_chosen_unless_asked(triples: list[tuple[int, int, int]],
-                                               suffix: str) -> None:
+def test_a_range_without_a_prerelease_never_chooses_one(triples: list[tuple[int, int, int]],
+                                                        suffix: str) -> None:
     releases = [".".join(map(str, t)) for t in triples]
     pre = [f"{r}-rc.{suffix or '1'}" for r in releases]
     chosen = Policy.from_spec({"policy": {"semver": {"range": ">=0.0.0"}}}).latest(pre + releases)
     assert chosen in releases
+
+
+@given(st.lists(versions, min_size=1, max_size=10, unique=True), st.randoms())
+def test_a_range_with_a_prerelease_chooses_the_highest_prerelease_too(
+        triples: list[tuple[int, int, int]], rnd: random.Random) -> None:
+    releases = [".".join(map(str, t)) for t in triples]
+    tags = releases + [f"{r}-rc.1" for r in releases] + [f"{max(triples)[0] + 1}.0.0-alpha"]
+    rnd.shuffle(tags)
+    chosen = Policy.from_spec({"policy": {"semver": {"range": ">=0.0.0-0"}}}).latest(tags)
+    assert chosen == f"{max(triples)[0] + 1}.0.0-alpha"
