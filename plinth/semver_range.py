@@ -140,10 +140,10 @@ def _lower(term: _Term) -> list[Comparator]:
 
 
 def _upper_inclusive(term: _Term) -> list[Comparator]:
-    major, minor, _ = term.parts
+    major, minor, patch = term.parts
     if minor is None:
         return [_before((major or 0) + 1, 0, 0)]
-    if term.parts[2] is None:
+    if patch is None:
         return [_before(major or 0, minor + 1, 0)]
     return [Comparator("<=", _version(term))]
 
@@ -154,12 +154,12 @@ def _comparators(term: _Term, whole: str) -> list[Comparator]:
         return [Comparator(">=", semver.Version(0, 0, 0))]
     base = _version(term)
     if term.op == "^":
-        if major:
+        if major or minor is None:
             upper = _before(major + 1, 0, 0)
-        elif minor:
+        elif minor or patch is None:  # `^0.0` is 0.0.x, as in Masterminds
             upper = _before(0, minor + 1, 0)
         else:
-            upper = _before(0, 0, patch + 1) if patch is not None else _before(1, 0, 0)
+            upper = _before(0, 0, patch + 1)
         return [Comparator(">=", base), upper]
     if term.op == "~" or (term.op in ("", "=") and None in term.parts):
         upper = _before(major + 1, 0, 0) if minor is None else _before(major, minor + 1, 0)

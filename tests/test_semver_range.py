@@ -58,3 +58,12 @@ def test_prereleases_only_where_the_range_names_one(constraint: str, best: str |
 def test_unparseable_constraint_is_an_error(bad: str) -> None:
     with pytest.raises(ConstraintError):
         parse_constraint(bad)
+
+
+@pytest.mark.parametrize(("constraint", "best"), [
+    ("^0", "0.9.9"), ("^0.x", "0.9.9"), ("^0.0", "0.0.9"), ("^0.0.x", "0.0.9"),
+    ("^0.2", "0.2.7"), ("^0.2.3", "0.2.7"), ("^0.0.3", "0.0.3"),
+])
+def test_caret_on_zero_versions_as_masterminds_reads_it(constraint: str, best: str) -> None:
+    tags = ["0.0.3", "0.0.9", "0.2.3", "0.2.7", "0.9.9", "1.0.0"]
+    assert parse_constraint(constraint).best(tags) == best
