@@ -1,15 +1,20 @@
 """Fetch a git repository at a ref and keep a checked-out artifact per revision.
 
 Shallow where git allows it, one cache per GitRepository object, one artifact folder per
-revision. Credentials reach git only through the environment (never argv, never a URL), and
-every error message is scrubbed of them before it can reach a log or a status.
+revision. One fetch at a time per cache: git and the artifact steps take the cache's file lock,
+whoever asks (a thread of this controller, or another process on the same cache). Credentials
+reach git only through the environment (never argv, never a URL), and every error message is
+scrubbed of them before it can reach a log or a status.
 """
 from __future__ import annotations
 
+import fcntl
 import io
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,21 +64,30 @@ class GitSource:
         self.timeout = timeout
         self.mirror = cache_dir / "repo.git"
         self.artifacts = cache_dir / "artifacts"
+        self.lock_file = cache_dir / "lock"
 
     def fetch(self, ref: Ref) -> Artifact:
         """Resolve `ref` on the remote, fetch that commit if new, and return its artifact."""
-        with git_env(self.credentials) as env:
+        with self._exclusive(), git_env(self.credentials) as env:
             repo = self._repo()
             name, commit = self._resolve(repo, ref, env)
             if not self._has(repo, commit):
                 self._fetch_commit(repo, name, commit, ref.commit is not None, env)
-        revision = f"{_short_ref(name)}@sha1:{commit}" if name else f"sha1:{commit}"
-        return Artifact(revision, commit, self._artifact(repo, commit))
+            revision = f"{_short_ref(name)}@sha1:{commit}" if name else f"sha1:{commit}"
+            return Artifact(revision, commit, self._artifact(repo, commit))
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the cache's lock: concurrent git fetches into one repository fail on git's own
+        lock files, and two checkouts of one commit would race to rename into its folder."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with self.lock_file.open("a") as handle:  # closing it releases the lock
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def _repo(self) -> git.Repo:
         if (self.mirror / "HEAD").exists():
             return git.Repo(self.mirror)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         return git.Repo.init(self.mirror, bare=True)
 
     def _run(self, repo: git.Repo, *args: str, env: dict[str, str]) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ class Sources:
     def __init__(self, cluster: Cluster, cache_dir: Path) -> None:
         self.cluster = cluster
         self.cache_dir = cache_dir
+        # Callers of one cache queue here, in the event loop, rather than each parking a worker
+        # thread on the cache's file lock; a lock nobody holds or awaits is dropped.
+        self._locks: weakref.WeakValueDictionary[Path, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
 
     async def credentials(self, repo: dict[str, Any]) -> Credentials:
         """From the GitRepository's spec.secretRef; none when it names no Secret."""
@@ -39,13 +44,19 @@ class Sources:
     async def fetch(self, repo: dict[str, Any]) -> Artifact:
         """Resolve spec.ref on the remote and fetch the commit (a thread: git blocks)."""
         source = await self._source(repo)
-        ref = Ref.from_spec((repo.get("spec") or {}).get("ref"))
-        return await asyncio.to_thread(source.fetch, ref)
+        return await self._fetch(source, Ref.from_spec((repo.get("spec") or {}).get("ref")))
 
     async def checkout(self, repo: dict[str, Any], revision: str) -> Artifact:
         """The files of an artifact the GitRepository reported, fetched again if not cached."""
         commit = revision.rpartition("sha1:")[2]
         branch = ((repo.get("spec") or {}).get("ref") or {}).get("branch")
         source = await self._source(repo)
-        artifact = await asyncio.to_thread(source.fetch, Ref(branch=branch, commit=commit))
+        artifact = await self._fetch(source, Ref(branch=branch, commit=commit))
         return Artifact(revision, artifact.commit, artifact.path)
+
+    async def _fetch(self, source: GitSource, ref: Ref) -> Artifact:
+        """One at a time per cache. Should a caller be cancelled, its thread runs on without
+        this lock; the cache's file lock (GitSource.fetch) still keeps the next one out."""
+        lock = self._locks.setdefault(source.cache_dir, asyncio.Lock())
+        async with lock:
+            return await asyncio.to_thread(source.fetch, ref)
