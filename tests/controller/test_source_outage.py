@@ -1,10 +1,13 @@
-"""Git unreachable: what runs keeps running, status says why, and sync resumes on recovery.
+"""Git unreachable: what runs keeps running, status says why (on the source and on each
+Kustomization that follows it), and sync resumes on recovery.
 Credentials from a Secret reach the git server and never the status."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,10 +17,25 @@ from tests.controller.harness import GitOpsRepo, Scenario, wait_for
 from tests.fixtures.servers import serving
 from tests.gitops_repos import configmap, kustomization
 
+SOURCE = "gitrepositories.plinth.dev"
+KUSTOMIZATION = "kustomizations.plinth.dev"
+
 
 @pytest.fixture
 def own_git_server(tmp_path: Path) -> Iterator[GitDaemon]:
     yield from serving(GitDaemon(tmp_path / "git"))
+
+
+def not_ready_since(scenario: Scenario, name: str, kind: str,
+                    moment: datetime) -> Callable[[], dict[str, Any] | None]:
+    """A check for Ready=False written at or after `moment`: a condition from before (stale, or
+    False for another reason) does not count."""
+    def check() -> dict[str, Any] | None:
+        ready = scenario.ready(name, kind)
+        if ready.get("status") != "False":
+            return None
+        return ready if datetime.fromisoformat(ready["lastTransitionTime"]) >= moment else None
+    return check
 
 
 def test_git_server_down_keeps_objects_and_recovery_resumes(
@@ -32,18 +50,23 @@ def test_git_server_down_keeps_objects_and_recovery_resumes(
     scenario.git_repository(url=repo.url)
     scenario.kustomization("app", "./app")
     scenario.wait_applied("app", first)
+    assert scenario.ready("repo", SOURCE)["status"] == "True"
 
+    outage = datetime.now(timezone.utc).replace(microsecond=0)  # conditions are in seconds
     own_git_server.stop()
 
-    def source_failed() -> dict[str, str] | None:
-        ready = scenario.ready("repo", "gitrepositories.plinth.dev")
-        return ready if ready.get("status") == "False" else None
-    failed = wait_for(source_failed, 30, "the GitRepository to report the outage")
+    failed = wait_for(not_ready_since(scenario, "repo", SOURCE, outage), 30,
+                      "the GitRepository to report the outage")
     assert failed["reason"] == "GitOperationFailed"
     assert "127.0.0.1" in failed["message"]
-    # What runs stays, and the Kustomization goes on from the last artifact.
-    assert scenario.configmap("a") is not None
-    scenario.wait_applied("app", first)
+    following = wait_for(not_ready_since(scenario, "app", KUSTOMIZATION, outage), 30,
+                         "the Kustomization to report its source's outage")
+    assert following["reason"] == "ArtifactFailed"
+    assert f"GitRepository {ns}/repo" in following["message"]
+    # What runs stays: the Kustomization goes on from the last artifact.
+    assert str(scenario.status("app")["lastAppliedRevision"]).endswith(first)
+    a = scenario.configmap("a")
+    assert a is not None and a["data"] == {"v": "1"}
 
     own_git_server.start()
     second = repo.commit({"app/a.yaml": configmap("a", {"v": "2"}, namespace=ns)})
@@ -73,13 +96,13 @@ def test_basic_auth_from_secret_and_no_secret_in_status(
 
     scenario.kube.apply(secret("wrong-" + password))
     scenario.git_repository(url=plain_url, secretRef={"name": "git-auth"})
-    wait_for(lambda: scenario.ready("repo", "gitrepositories.plinth.dev").get("status")
-             == "False", 30, "the wrong password to be refused")
-    message = scenario.ready("repo", "gitrepositories.plinth.dev")["message"]
+    wait_for(lambda: scenario.ready("repo", SOURCE).get("status") == "False", 30,
+             "the wrong password to be refused")
+    message = scenario.ready("repo", SOURCE)["message"]
     assert password not in message
 
     scenario.kube.apply(secret(password))
     scenario.kustomization("app", "./app")
     status = scenario.wait_applied("app", sha, timeout=90)
     assert password not in str(status)
-    assert password not in str(scenario.status("repo", "gitrepositories.plinth.dev"))
+    assert password not in str(scenario.status("repo", SOURCE))
