@@ -161,23 +161,33 @@ class GitSource:
         if not target.exists():
             self.artifacts.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.artifacts))
-            buffer = io.BytesIO()
-            repo.archive(buffer, treeish=full, format="tar")
-            buffer.seek(0)
-            with tarfile.open(fileobj=buffer) as tar:
-                size = sum(member.size for member in tar.getmembers())
-                if size > MAX_ARTIFACT_BYTES:
-                    shutil.rmtree(staging)
-                    raise SourceError(f"commit {full[:12]} holds {size} bytes of files, more "
-                                      f"than the limit of {MAX_ARTIFACT_BYTES}")
-                try:
-                    extract_tree(tar, staging)
-                except UnsafeArchiveError as err:
-                    shutil.rmtree(staging)
-                    raise SourceError(f"commit {full[:12]}: {err}") from None
-            staging.rename(target)
+            try:  # whatever fails (an unreadable blob, a full disk), no staging folder stays
+                self._extract(repo, full, staging)
+                staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         self._prune_artifacts(keep=target)
         return target
+
+    @staticmethod
+    def _extract(repo: git.Repo, commit: str, staging: Path) -> None:
+        buffer = io.BytesIO()
+        try:
+            repo.archive(buffer, treeish=commit, format="tar")
+        except git.GitCommandError as err:  # a blob git cannot read: corrupt or missing
+            detail = str(err.stderr or "").strip().splitlines()
+            raise SourceError(f"commit {commit[:12]} cannot be read: "
+                              f"{detail[-1] if detail else err}") from None
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer) as tar:
+            size = sum(member.size for member in tar.getmembers())
+            if size > MAX_ARTIFACT_BYTES:
+                raise SourceError(f"commit {commit[:12]} holds {size} bytes of files, more "
+                                  f"than the limit of {MAX_ARTIFACT_BYTES}")
+            try:
+                extract_tree(tar, staging)
+            except UnsafeArchiveError as err:
+                raise SourceError(f"commit {commit[:12]}: {err}") from None
 
     def _prune_artifacts(self, keep: Path) -> None:
         entries = sorted((p for p in self.artifacts.iterdir() if p != keep and not
