@@ -1,9 +1,12 @@
 """Apply a rendered set of objects: validate all by server-side dry-run, then apply for real.
 
 Order follows Flux: CustomResourceDefinitions and Namespaces first (waiting until the CRDs are
-established), then everything else. Objects that need one of those first (a custom resource of a
-new CRD, an object in a new Namespace) can only be dry-run once that exists; every other object
-is validated before anything at all is applied, so a broken commit changes nothing.
+established), then everything else. Every object is validated before anything at all is
+applied, except those that need one of the first kinds to exist (a custom resource of a CRD in
+the set, an object in a new Namespace): the API server can only dry-run them once it does. When
+one of those is refused, the CRDs and Namespaces this attempt created are deleted again, so a
+refused commit leaves the cluster's set of objects as it was. (A CRD that existed and that the
+commit changes stays changed: its custom resources can only be checked against the new schema.)
 """
 from __future__ import annotations
 
@@ -82,58 +85,66 @@ class Applier:
         origin = self.origins.get(ref)
         return f"{ref} (from {origin})" if origin else str(ref)
 
+    async def with_namespaces(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Namespaced objects without a namespace go to the Kustomization's namespace. Whether
+        a kind is namespaced comes from discovery, or from its CRD when that is in the set."""
+        scopes = {(crd["spec"]["group"], crd["spec"]["names"]["kind"]):
+                  crd["spec"].get("scope") == "Namespaced"
+                  for crd in objects if crd.get("kind") == "CustomResourceDefinition"}
+        defaulted = []
+        for obj in objects:
+            if (obj.get("metadata") or {}).get("namespace"):
+                defaulted.append(obj)
+                continue
+            namespaced = scopes.get(_group_kind(obj))
+            if namespaced is None:
+                try:
+                    namespaced = await self.cluster.is_namespaced(ObjectRef.of(obj))
+                except UnknownKind:
+                    namespaced = False  # refused by validation, which names the kind
+            if namespaced:
+                obj = copy.deepcopy(obj)
+                obj["metadata"]["namespace"] = self.default_namespace
+            defaulted.append(obj)
+        return defaulted
+
     async def run(self, objects: list[dict[str, Any]]) -> ApplyResult:
-        new_kinds = {(crd["spec"]["group"], crd["spec"]["names"]["kind"])
-                     for crd in objects if crd.get("kind") == "CustomResourceDefinition"}
-        # Kinds of this set's CRDs are defaulted once those are applied, see _validate.
-        objects = [o if _group_kind(o) in new_kinds else await self._defaulted(o)
-                   for o in objects]
+        """Validate and apply `objects`, as `with_namespaces` returns them."""
         first = [o for o in objects if o.get("kind") in FIRST_KINDS]
         rest = [o for o in objects if o.get("kind") not in FIRST_KINDS]
-        waiting = await self._needs_first(first, rest, new_kinds)
-        ready_now = [o for o in rest if id(o) not in waiting]
-        planned = await self._validate(first + ready_now)
+        created = [ObjectRef.of(o) for o in first
+                   if await self.cluster.get(ObjectRef.of(o)) is None]
+        new_kinds = {(crd["spec"]["group"], crd["spec"]["names"]["kind"]) for crd in first
+                     if crd.get("kind") == "CustomResourceDefinition"}
+        new_namespaces = {ref.name for ref in created if ref.kind == "Namespace"}
+        waiting = [o for o in rest if _group_kind(o) in new_kinds
+                   or ObjectRef.of(o).namespace in new_namespaces]
+        later_ids = {id(o) for o in waiting}
+        planned = await self._validate(first + [o for o in rest if id(o) not in later_ids])
         result = ApplyResult()
         await self._apply(planned[:len(first)], result)
-        await self._wait_established([o for o in first
-                                      if o.get("kind") == "CustomResourceDefinition"])
-        later = await self._validate([o for o in rest if id(o) in waiting])
+        try:
+            await self._wait_established([o for o in first
+                                          if o.get("kind") == "CustomResourceDefinition"])
+            later = await self._validate(waiting)
+        except ApplyError:
+            await self._remove(created)
+            raise
         await self._apply(planned[len(first):] + later, result)
         return result
 
-    async def _defaulted(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Namespaced objects without a namespace go to the Kustomization's namespace."""
-        meta = obj.get("metadata") or {}
-        if meta.get("namespace"):
-            return obj
-        ref = ObjectRef.of(obj)
-        try:
-            namespaced = await self.cluster.is_namespaced(ref)
-        except UnknownKind:
-            return obj  # decided after its CRD is applied, see _validate
-        if not namespaced:
-            return obj
-        copied = copy.deepcopy(obj)
-        copied["metadata"]["namespace"] = self.default_namespace
-        return copied
-
-    async def _needs_first(self, first: list[dict[str, Any]], rest: list[dict[str, Any]],
-                           new_kinds: set[tuple[str, str]]) -> set[int]:
-        namespaces = [o["metadata"]["name"] for o in first if o.get("kind") == "Namespace"]
-        missing_namespaces = set()
-        for name in namespaces:
-            if await self.cluster.get(ObjectRef("", "Namespace", "", name, "v1")) is None:
-                missing_namespaces.add(name)
-        waiting = set()
-        for obj in rest:
-            if _group_kind(obj) in new_kinds or \
-                    ObjectRef.of(obj).namespace in missing_namespaces:
-                waiting.add(id(obj))
-        return waiting
+    async def _remove(self, refs: list[ObjectRef], timeout: float = 60.0) -> None:
+        """Delete what a refused attempt created and wait until it is gone (a Namespace takes
+        a moment: the namespace controller empties it first)."""
+        for ref in refs:
+            await self.cluster.delete(ref)
+        deadline = time.monotonic() + timeout
+        for ref in refs:
+            while await self.cluster.get(ref) is not None and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
 
     async def _validate(self, objects: list[dict[str, Any]]) -> list[_Planned]:
         async def dry_run(obj: dict[str, Any]) -> _Planned | str:
-            obj = await self._defaulted(obj)
             ref = ObjectRef.of(obj)
             try:
                 response = await self.cluster.apply(obj, dry_run=True)

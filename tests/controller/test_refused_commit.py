@@ -1,0 +1,96 @@
+"""A refused commit leaves the cluster exactly as it was: the same objects with the same
+resourceVersions, even when the commit brings the Namespace or the CRD its refused objects
+need (those can only be dry-run once they exist, so the attempt creates them and removes them
+again)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.controller.harness import Scenario
+from tests.controller.test_crd_and_health import _crd
+from tests.gitops_repos import configmap, kustomization
+
+
+def _versions(scenario: Scenario) -> dict[str, str]:
+    """name -> resourceVersion of the test's Namespaces, CRDs and objects (other tests' come
+    and go meanwhile)."""
+    ns, found = scenario.namespace, {}
+    for what in ("namespaces", "crds", f"configmaps,services -n {ns}"):
+        out = scenario.kube.run("get", *what.split(), "-o", "json").stdout
+        for item in json.loads(out)["items"]:
+            meta = item["metadata"]
+            if ns in f"{meta.get('namespace', '')}/{meta['name']}":
+                found[f"{item['kind']}/{meta.get('namespace', '')}/{meta['name']}"] = \
+                    meta["resourceVersion"]
+    return found
+
+
+def _good(scenario: Scenario) -> str:
+    ns = scenario.namespace
+    return scenario.sync({"app/kustomization.yaml": kustomization("a.yaml"),
+                          "app/a.yaml": configmap("a", {"v": "1"}, namespace=ns)})
+
+
+def _refused(scenario: Scenario, files: dict[str, Any], reason: str = "ValidationFailed"
+             ) -> dict[str, Any]:
+    sha = scenario.repo.commit(files)
+
+    def attempted() -> bool:
+        return str(scenario.status("app").get("lastAttemptedRevision", "")).endswith(sha)
+    ready = scenario.wait_failed("app", reason)
+    assert attempted()
+    return ready
+
+
+def test_a_new_namespace_of_a_refused_commit_is_not_left_behind(scenario: Scenario) -> None:
+    ns = scenario.namespace
+    _good(scenario)
+    before = _versions(scenario)
+    new = f"{ns}-new"
+    ready = _refused(scenario, {
+        "app/kustomization.yaml": kustomization("a.yaml", "ns.yaml", "bad.yaml"),
+        "app/a.yaml": configmap("a", {"v": "2"}, namespace=ns),
+        "app/ns.yaml": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": new}},
+        "app/bad.yaml": {"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": "web", "namespace": new},
+                         "spec": {"ports": [{"port": "eighty"}]}},
+    })
+    assert f"Service/{new}/web" in ready["message"] and "app/bad.yaml" in ready["message"]
+    assert _versions(scenario) == before
+
+
+def test_a_new_crd_of_a_refused_commit_is_not_left_behind(scenario: Scenario) -> None:
+    ns = scenario.namespace
+    _good(scenario)
+    before = _versions(scenario)
+    group = f"{ns}.example.com"
+    ready = _refused(scenario, {
+        "app/kustomization.yaml": kustomization("a.yaml", "crd.yaml", "widget.yaml"),
+        "app/a.yaml": configmap("a", {"v": "2"}, namespace=ns),
+        "app/crd.yaml": _crd(group),
+        # refused by the new CRD's own schema: size is an integer
+        "app/widget.yaml": {"apiVersion": f"{group}/v1", "kind": "Widget",
+                            "metadata": {"name": "w", "namespace": ns},
+                            "spec": {"size": "three"}},
+    })
+    assert f"Widget/{ns}/w" in ready["message"] and "app/widget.yaml" in ready["message"]
+    assert _versions(scenario) == before
+
+
+def test_a_refused_commit_records_namespaced_objects_with_their_namespace(
+        scenario: Scenario) -> None:
+    """The inventory is written before applying (so a crash mid-apply leaves nothing unknown
+    to prune): an object without a namespace is recorded in the one it will get."""
+    ns = scenario.namespace
+    _good(scenario)
+    _refused(scenario, {
+        "app/kustomization.yaml": kustomization("a.yaml", "b.yaml", "bad.yaml"),
+        "app/b.yaml": configmap("b", {"v": "1"}, namespace=None),
+        "app/bad.yaml": {"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": "web", "namespace": ns},
+                         "spec": {"ports": [{"port": "eighty"}]}},
+    })
+    ids = {e["id"] for e in scenario.status("app")["inventory"]["entries"]}
+    assert f"{ns}_b__ConfigMap" in ids, ids
+    assert "_b__ConfigMap" not in ids
