@@ -12,8 +12,9 @@ class DurationError(ValueError):
 
 
 def parse_duration(text: str, field: str) -> float:
-    """Seconds in `text`; `field` names the spec key in the error a user sees."""
+    """Seconds in `text`; `field` (if any) names the spec key in the error a user sees."""
     parts = _PART.findall(text)
     if not text or "".join(n + u for n, u in parts) != text:
-        raise DurationError(f"{field}: {text!r} is not a duration such as 30s, 5m or 1h30m")
+        where = f"{field}: " if field else ""
+        raise DurationError(f"{where}{text!r} is not a duration such as 30s, 5m or 1h30m")
     return sum(float(number) * _UNIT[unit] for number, unit in parts)

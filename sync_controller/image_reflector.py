@@ -13,11 +13,12 @@ from typing import Any
 import aiohttp
 
 from sync_controller import conditions as cond
-from sync_controller.durations import DurationError, parse_duration
+from sync_controller.api import ImagePolicySpec, ImageRepositorySpec, spec_of
 from sync_controller.ecr_login import EcrLogins
 from sync_controller.image_policy import Policy, PolicyError
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
+from sync_controller.outcome import ReconcileError, Result, Stalling, Waiting
 from sync_controller.registry_client import ImageName, Login, RegistryClient, RegistryError
 
 GROUP, VERSION = "plinth.dev", "v1"
@@ -28,14 +29,6 @@ class Scan:
     image: str
     tags: list[str]
     time: str
-
-
-@dataclass(frozen=True)
-class ImageOutcome:
-    ready: bool
-    message: str
-    interval: float
-    changed: bool
 
 
 class ImageReflector:
@@ -54,12 +47,11 @@ class ImageReflector:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    async def client(self, repo: dict[str, Any]) -> RegistryClient:
-        spec, namespace = repo.get("spec") or {}, repo["metadata"]["namespace"]
-        image = ImageName.parse(spec["image"])
+    async def client(self, spec: ImageRepositorySpec, namespace: str) -> RegistryClient:
+        image = ImageName.parse(spec.image)
         login = Login()
-        secret_name = (spec.get("secretRef") or {}).get("name")
-        if spec.get("provider") == "aws":
+        secret_name = spec.secret_ref.name if spec.secret_ref else None
+        if spec.provider == "aws":
             login = await asyncio.to_thread(self.ecr.login, image.host)
         elif secret_name:
             secret = await self.cluster.get(ObjectRef("", "Secret", namespace, secret_name, "v1"))
@@ -69,76 +61,60 @@ class ImageReflector:
                                     "found or has no .dockerconfigjson")
             login = Login.from_dockerconfigjson(
                 base64.b64decode(data[".dockerconfigjson"]).decode(), image.host)
-        timeout = parse_duration(spec.get("timeout", "30s"), "spec.timeout")
-        return RegistryClient(self._http(), image, login, bool(spec.get("insecure")), timeout)
+        return RegistryClient(self._http(), image, login, spec.insecure, spec.timeout)
 
-    async def scan(self, repo: dict[str, Any]) -> ImageOutcome:
-        ref, key = ObjectRef.of(repo), (repo["metadata"]["namespace"], repo["metadata"]["name"])
-        status = dict(repo.get("status") or {})
-        generation = int(repo["metadata"].get("generation") or 0)
-        interval = 300.0
+    def forget(self, namespace: str, name: str) -> None:
+        """A deleted ImageRepository's tags: its policies must not choose from them."""
+        self.scans.pop((namespace, name), None)
+
+    async def scan(self, repo: dict[str, Any], spec: ImageRepositorySpec,
+                   status: dict[str, Any]) -> Result:
+        key = (repo["metadata"]["namespace"], repo["metadata"]["name"])
         try:
-            interval = parse_duration((repo.get("spec") or {}).get("interval", "5m"),
-                                      "spec.interval")
-            tags = sorted(await (await self.client(repo)).tags())
-        except (RegistryError, DurationError) as err:
-            return await self._failed(ref, status, generation, "ScanFailed", str(err), interval)
+            tags = sorted(await (await self.client(spec, key[0])).tags())
+        except RegistryError as err:
+            raise ReconcileError("ScanFailed", str(err)) from None
         previous = self.scans.get(key)
-        scan = Scan(repo["spec"]["image"], tags, cond.now())
+        scan = Scan(spec.image, tags, cond.now())
         self.scans[key] = scan
-        message = f"found {len(tags)} tags"
         status.update(lastScanResult={"tagCount": len(tags), "scanTime": scan.time,
                                       "latestTags": tags[-10:]},
-                      canonicalImageName=repo["spec"]["image"])
-        cond.set_ready(status, True, "Succeeded", message, generation)
-        await self.cluster.patch_status(ref, status)
+                      canonicalImageName=spec.image)
         changed = previous is None or previous.tags != tags or previous.image != scan.image
-        return ImageOutcome(True, message, interval, changed)
+        return Result("Succeeded", f"found {len(tags)} tags", spec.interval, changed)
 
-    async def choose(self, policy_obj: dict[str, Any]) -> ImageOutcome:
-        ref, meta = ObjectRef.of(policy_obj), policy_obj["metadata"]
-        spec, status = policy_obj.get("spec") or {}, dict(policy_obj.get("status") or {})
-        generation = int(meta.get("generation") or 0)
-        repo_ref = spec.get("imageRepositoryRef") or {}
-        repo_key = (repo_ref.get("namespace") or meta["namespace"], repo_ref.get("name", ""))
-        interval = 60.0
+    async def choose(self, policy_obj: dict[str, Any], spec: ImagePolicySpec,
+                     status: dict[str, Any]) -> Result:
+        repo_key = spec.image_repository_ref.key(policy_obj["metadata"]["namespace"])
+        where = f"ImageRepository {'/'.join(repo_key)}"
         try:
-            interval = parse_duration(spec.get("interval", "1m"), "spec.interval")
-            policy = Policy.from_spec(spec)
-        except (PolicyError, DurationError) as err:
-            return await self._failed(ref, status, generation, "InvalidPolicy", str(err),
-                                      interval)
+            policy = Policy.from_spec(policy_obj.get("spec") or {})
+        except PolicyError as err:
+            raise Stalling("InvalidPolicy", str(err)) from None
         scan = self.scans.get(repo_key)
+        repo = await self.cluster.get(ObjectRef(GROUP, "ImageRepository", repo_key[0],
+                                                repo_key[1], VERSION))
+        if repo is None or repo["metadata"].get("deletionTimestamp"):
+            raise Waiting("DependencyNotReady", f"{where} (spec.imageRepositoryRef) not found")
         if scan is None:
-            return await self._failed(ref, status, generation, "DependencyNotReady",
-                                      f"ImageRepository {'/'.join(repo_key)} not scanned yet",
-                                      min(interval, 5.0))
+            raise Waiting("DependencyNotReady", f"{where} not scanned yet",
+                          retry_after=min(spec.interval, 5.0))
         tag = policy.latest(scan.tags)
         if tag is None:
-            return await self._failed(ref, status, generation, "NoMatchingTag",
-                                      f"no tag of {scan.image} ({len(scan.tags)} scanned) "
-                                      "matches the policy", interval)
+            raise ReconcileError("NoMatchingTag", f"no tag of {scan.image} "
+                                 f"({len(scan.tags)} scanned) matches the policy")
         latest: dict[str, str] = {"name": scan.image, "tag": tag}
-        if spec.get("digestReflectionPolicy") == "Always":
-            repo = await self.cluster.get(ObjectRef(GROUP, "ImageRepository", repo_key[0],
-                                                    repo_key[1], VERSION))
+        if spec.digest_reflection_policy == "Always":
             try:
-                latest["digest"] = await (await self.client(repo or {})).digest(tag)
-            except (RegistryError, KeyError) as err:
-                return await self._failed(ref, status, generation, "DigestFailed", str(err),
-                                          interval)
+                repo_spec = spec_of(repo)
+                assert isinstance(repo_spec, ImageRepositorySpec)
+                latest["digest"] = await (await self.client(repo_spec, repo_key[0])).digest(tag)
+            except (RegistryError, Stalling) as err:
+                raise ReconcileError("DigestFailed", str(err)) from None
         changed = status.get("latestRef") != latest
         if changed and status.get("latestRef"):
             status["observedPreviousRef"] = status["latestRef"]
         chosen = f"{latest['name']}:{tag}" + (f"@{latest['digest']}" if "digest" in latest
                                               else "")
         status["latestRef"] = latest
-        cond.set_ready(status, True, "Succeeded", f"latest image {chosen}", generation)
-        await self.cluster.patch_status(ref, status)
-        return ImageOutcome(True, chosen, interval, changed)
-
-    async def _failed(self, ref: ObjectRef, status: dict[str, Any], generation: int,
-                      reason: str, message: str, interval: float) -> ImageOutcome:
-        cond.set_ready(status, False, reason, message, generation)
-        await self.cluster.patch_status(ref, status)
-        return ImageOutcome(False, message, interval, False)
+        return Result("Succeeded", f"latest image {chosen}", spec.interval, changed)

@@ -1,56 +1,53 @@
-"""The kopf operator: one daemon per GitRepository and per Kustomization, each a loop of
-reconcile -> sleep(interval) that a new source revision, a spec change or a dependency turning
-Ready wakes at once. Deleting a Kustomization runs its prune behind a finalizer.
+"""The kopf operator: one daemon per object of the five kinds, each a loop of reconcile ->
+sleep that a spec change, or a change of what it reads (a new source revision, a dependency
+turning Ready, new tags), wakes at once. Whatever a reconcile ends in is reported in one place
+(`Controller._once`). Deleting a Kustomization runs its prune behind a finalizer.
 """
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, cast
 
 import aiohttp
 import kopf
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from sync_controller import conditions as cond
 from sync_controller import inventory
 from sync_controller.gitrepository import GitRepositoryReconciler
 from sync_controller.image_automation import ImageAutomation
-from sync_controller.image_reflector import ImageOutcome, ImageReflector
+from sync_controller.image_reflector import ImageReflector
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster, api_client
 from sync_controller.metrics import Metrics, ProbeServer
-from sync_controller.durations import parse_duration
 from sync_controller.prune import prune, wait_gone
 from sync_controller.readiness import Readiness
-from sync_controller.reconcile import KustomizationReconciler, Outcome
+from sync_controller.api import (GitRepositorySpec, ImagePolicySpec, ImageRepositorySpec,
+                                 ImageUpdateAutomationSpec, KustomizationSpec, Spec,
+                                 default_retry, spec_of)
+from sync_controller.outcome import (Result, Stalling, Waiting, failure_of, write_failure,
+                                     write_success)
+from sync_controller.reconcile import KustomizationReconciler
 from sync_controller.sources import Sources
 
 GROUP, VERSION = "plinth.dev", "v1"
 FINALIZER = "finalizers.plinth.dev"
-MAX_BACKOFF = 300.0
 MAX_CONNECT_BACKOFF = 30.0  # at startup, come up soon after the API server does
+MAX_API_BACKOFF = 30.0  # an object that cannot be read or written: the API server is away
 
 log = logging.getLogger("plinth.controller")
 Key = tuple[str, str, str]  # kind, namespace, name
-Once = Callable[[dict[str, Any], Key], Awaitable[float | None]]
 SUSPENDED_RECHECK = 60.0  # a resume is a spec change and wakes the loop at once anyway
 PLURALS = {"gitrepositories": "GitRepository", "kustomizations": "Kustomization",
            "imagerepositories": "ImageRepository", "imagepolicies": "ImagePolicy",
            "imageupdateautomations": "ImageUpdateAutomation"}
-
-
-class _Result(Protocol):
-    @property
-    def ready(self) -> bool: ...
-
-
-R = TypeVar("R", bound=_Result)
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,7 @@ class Controller:
     async def _operate(self, started: asyncio.Event) -> None:
         sources = Sources(self.cluster, self.options.cache_dir / "sources")
         self.kustomizations = KustomizationReconciler(self.cluster, sources)
-        self.repositories = GitRepositoryReconciler(self.cluster, sources)
+        self.repositories = GitRepositoryReconciler(sources)
         self.reflector = ImageReflector(self.cluster)
         self.automation = ImageAutomation(self.cluster, sources)
         try:
@@ -205,136 +202,140 @@ class Controller:
         waker.clear()
 
     async def _loop(self, stopped: kopf.DaemonStopped, key: Key) -> None:
-        """Reconcile, sleep the returned delay (negative: a failure, backed off), repeat."""
+        """Reconcile, sleep the delay the outcome asks for, repeat."""
         kind, namespace, name = key
         ref = ObjectRef(GROUP, kind, namespace, name, VERSION)
-        once: Once = {"GitRepository": self._repository_once,
-                      "Kustomization": self._kustomization_once,
-                      "ImageRepository": self._image_repository_once,
-                      "ImagePolicy": self._image_policy_once,
-                      "ImageUpdateAutomation": self._automation_once}[kind]
         failures = 0
         while not stopped:
-            delay = await self._guarded(ref, failures, self._current(ref, key, once))
+            try:
+                delay = await self._current(ref, key)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the API server is away: nothing can even be reported
+                delay = min(2.0 * 2.0 ** min(failures, 10), MAX_API_BACKOFF)
+                failures += 1
+                log.warning("cannot reach the API server for this object; retrying",
+                            extra={"object": str(ref), "error": str(err), "retry_in": delay})
             if delay is None:
                 return
-            failures = failures + 1 if delay < 0 else 0
-            await self._sleep(key, stopped, abs(delay))
+            await self._sleep(key, stopped, delay)
 
-    async def _current(self, ref: ObjectRef, key: Key, once: Once) -> float | None:
+    async def _current(self, ref: ObjectRef, key: Key) -> float | None:
         """Reconcile the object as it is now; None ends the loop (deleted or being deleted)."""
         obj = await self.cluster.get(ref)
         if obj is None or obj["metadata"].get("deletionTimestamp"):
-            if obj is None:
-                self.wiring.forget(key)
+            self._gone(key)
             return None
         self.wiring.generations[key] = obj["metadata"]["generation"]
         if (obj.get("spec") or {}).get("suspend"):
             return SUSPENDED_RECHECK
-        return await once(obj, key)
+        return await self._once(obj, key)
 
-    async def _repository_once(self, obj: dict[str, Any], key: Key) -> float | None:
-        outcome = await self._timed(key, self.repositories.reconcile(obj))
-        log.info("fetched", extra={"gitrepository": "/".join(key[1:]), "ready": outcome.ready,
-                                   "revision": outcome.revision, "detail": outcome.message})
-        self._event(obj, key, outcome.ready, "GitOperationFailed", outcome.message,
-                    changed=outcome.changed)
-        if outcome.changed:
+    def _gone(self, key: Key) -> None:
+        self.wiring.forget(key)
+        if key[0] == "ImageRepository":  # its policies must stop choosing from its tags
+            self.reflector.forget(key[1], key[2])
             self.wiring.wake(self.wiring.readers.get(key, set()))
-        return outcome.interval if outcome.ready else -outcome.interval
 
-    async def _kustomization_once(self, obj: dict[str, Any], key: Key) -> float | None:
-        spec = obj.get("spec") or {}
-        namespace = key[1]
-        source = spec.get("sourceRef") or {}
-        self.wiring.record(
-            key, [("GitRepository", source.get("namespace") or namespace,
-                   source.get("name", ""))],
-            [("Kustomization", d.get("namespace") or namespace, d["name"])
-             for d in spec.get("dependsOn") or []])
-        outcome = await self._timed(key, self.kustomizations.reconcile(obj))
-        self._record_objects(key, outcome)
-        summary = (f"{outcome.message}; {len(outcome.applied.changed)} changed, "
-                   f"{len(outcome.pruned.deleted)} pruned") if outcome.ready else outcome.message
-        self._event(obj, key, outcome.ready, outcome.reason, summary,
-                    changed=bool(outcome.applied.changed or outcome.pruned.deleted))
-        if outcome.ready:
-            self.wiring.wake(self.wiring.dependents.get(key, set()))
-        return outcome.requeue_after
-
-    async def _image_repository_once(self, obj: dict[str, Any], key: Key) -> float | None:
-        return self._image_result(obj, key, await self._timed(key, self.reflector.scan(obj)))
-
-    async def _image_policy_once(self, obj: dict[str, Any], key: Key) -> float | None:
-        repo = (obj.get("spec") or {}).get("imageRepositoryRef") or {}
-        self.wiring.record(key, [("ImageRepository", repo.get("namespace") or key[1],
-                                  repo.get("name", ""))], [])
-        return self._image_result(obj, key, await self._timed(key, self.reflector.choose(obj)),
-                                  wakes=("ImagePolicies", key[1], ""))
-
-    async def _automation_once(self, obj: dict[str, Any], key: Key) -> float | None:
-        self.wiring.record(key, [("ImagePolicies", key[1], "")], [])
-        return self._image_result(obj, key, await self._timed(key, self.automation.run(obj)))
-
-    async def _timed(self, key: Key, step: Awaitable[R]) -> R:
-        """Await one reconcile, recording its duration and readiness as metrics."""
+    async def _once(self, obj: dict[str, Any], key: Key) -> float:
+        """One reconcile of any kind, and the one place its outcome, whatever it is, becomes
+        the status conditions, an Event, the metrics, a log line and the next run."""
+        kind = key[0]
+        status = copy.deepcopy(dict(obj.get("status") or {}))
+        generation = int(obj["metadata"].get("generation") or 0)
+        was_ready = (cond.get_condition(status, cond.READY) or {}).get("status") == "True"
         started = time.monotonic()
-        outcome = await step
-        self.metrics.reconcile_duration.labels(*key).observe(time.monotonic() - started)
-        self.metrics.ready.labels(*key).set(1 if outcome.ready else 0)
-        return outcome
-
-    def _image_result(self, obj: dict[str, Any], key: Key, outcome: ImageOutcome,
-                      wakes: Key | None = None) -> float:
-        """Event and log as for the other kinds; a change wakes whoever reads this object."""
-        log.info("reconciled", extra={"object": "/".join(key), "ready": outcome.ready,
-                                      "detail": outcome.message})
-        self._event(obj, key, outcome.ready, "ReconciliationFailed", outcome.message,
-                    changed=outcome.changed)
-        if outcome.changed:
-            self.wiring.wake(self.wiring.readers.get(wakes or key, set()))
-        return outcome.interval if outcome.ready else -outcome.interval
-
-    async def _guarded(self, ref: ObjectRef, failures: int,
-                       step: Awaitable[float | None]) -> float | None:
-        """Run one reconcile; an unexpected error (API down, say) is logged and backed off."""
+        delay = default_retry(kind)
         try:
-            delay: float | None = await step
-            if delay is not None and delay < 0:
-                return -min(abs(delay), 2.0 * 2.0 ** min(failures, 10), MAX_BACKOFF)
-            return delay
+            spec = spec_of(obj)
+            delay = spec.retry_after
+            self._record_wiring(spec, key)
+            result = await self._reconcile(obj, spec, status)
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # the loop must outlive any single failure
-            log.warning("reconcile failed", extra={"object": str(ref), "error": str(err)})
-            return -min(2.0 * 2.0 ** min(failures, 10), MAX_BACKOFF)
+        except Exception as err:
+            failed = failure_of(err)
+            if failed is not err:  # nobody expected it: keep the whole story in the log
+                log.warning("reconcile raised", exc_info=err, extra={"object": "/".join(key)})
+            write_failure(status, generation, failed)
+            if isinstance(failed, Waiting) and failed.retry_after is not None:
+                delay = min(delay, failed.retry_after)
+            ready, reason, message, changed = False, failed.reason, failed.message, False
+            normal = isinstance(failed, Waiting)
+        else:
+            write_success(status, generation, result)
+            delay = result.requeue_after
+            ready, reason, changed, message = True, result.reason, result.changed, result.message
+            if kind == "Kustomization":
+                message += f"; {result.applied} changed, {result.pruned} pruned"
+                self.metrics.applied.labels(*key).inc(result.applied)
+                self.metrics.pruned.labels(*key).inc(result.pruned)
+            normal = True
+        await self.cluster.patch_status(ObjectRef.of(obj), status)
+        self.metrics.reconcile_duration.labels(*key).observe(time.monotonic() - started)
+        self.metrics.ready.labels(*key).set(1 if ready else 0)
+        log.info("reconciled", extra={"object": "/".join(key), "ready": ready, "reason": reason,
+                                      "revision": status.get("lastAttemptedRevision") or
+                                      (status.get("artifact") or {}).get("revision"),
+                                      "detail": message})
+        self._event(obj, key, "Normal" if normal else "Warning", reason, message, changed)
+        if changed or ready != was_ready:
+            self.wiring.wake(self.wiring.readers.get(key, set()))
+            if kind == "ImagePolicy":
+                self.wiring.wake(self.wiring.readers.get(("ImagePolicies", key[1], ""), set()))
+        if ready and kind == "Kustomization":
+            self.wiring.wake(self.wiring.dependents.get(key, set()))
+        return delay
 
-    def _record_objects(self, key: Key, outcome: Outcome) -> None:
-        self.metrics.applied.labels(*key).inc(len(outcome.applied.changed))
-        self.metrics.pruned.labels(*key).inc(len(outcome.pruned.deleted))
-        log.info("reconciled", extra={
-            "kustomization": "/".join(key[1:]), "ready": outcome.ready, "reason": outcome.reason,
-            "revision": outcome.revision, "changed": len(outcome.applied.changed),
-            "pruned": len(outcome.pruned.deleted), "detail": outcome.message})
+    async def _reconcile(self, obj: dict[str, Any], spec: Spec, status: dict[str, Any]
+                         ) -> Result:
+        if isinstance(spec, GitRepositorySpec):
+            return await self.repositories.reconcile(obj, spec, status)
+        if isinstance(spec, KustomizationSpec):
+            return await self.kustomizations.reconcile(obj, spec, status)
+        if isinstance(spec, ImageRepositorySpec):
+            return await self.reflector.scan(obj, spec, status)
+        if isinstance(spec, ImagePolicySpec):
+            return await self.reflector.choose(obj, spec, status)
+        assert isinstance(spec, ImageUpdateAutomationSpec)
+        return await self.automation.run(obj, spec, status)
 
-    def _event(self, obj: dict[str, Any], key: Key, ready: bool, reason: str, message: str,
+    def _record_wiring(self, spec: Spec, key: Key) -> None:
+        """Whose changes wake this object: its source, dependencies, image repository or the
+        namespace's policies."""
+        namespace = key[1]
+        if isinstance(spec, KustomizationSpec):
+            self.wiring.record(key, [("GitRepository", *spec.source_ref.key(namespace))],
+                               [("Kustomization", *d.key(namespace)) for d in spec.depends_on])
+        elif isinstance(spec, ImagePolicySpec):
+            self.wiring.record(
+                key, [("ImageRepository", *spec.image_repository_ref.key(namespace))], [])
+        elif isinstance(spec, ImageUpdateAutomationSpec):
+            self.wiring.record(key, [("ImagePolicies", namespace, "")], [])
+
+    def _event(self, obj: dict[str, Any], key: Key, type_: str, reason: str, message: str,
                changed: bool) -> None:
         """An Event when something changed or the outcome differs from the last one posted."""
         last = self._events.get(key)
-        fingerprint = f"{ready}:{message}"
+        fingerprint = f"{reason}:{message}"
         if not changed and last == fingerprint:
             return
         self._events[key] = fingerprint
-        kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type="Normal" if ready else "Warning",
-                   reason="ReconciliationSucceeded" if ready else reason, message=message[:1024])
+        kopf.event(kopf.Body(cast(kopf.RawBody, obj)), type=type_, reason=reason,
+                   message=message[:1024])
 
     async def _delete_kustomization(self, obj: dict[str, Any], key: Key) -> None:
-        spec = obj.get("spec") or {}
-        if spec.get("prune", True) and not spec.get("suspend"):
+        try:
+            spec = spec_of(obj)
+        except Stalling as err:  # unsure whether it asked for pruning: delete nothing
+            log.warning("deleted with an invalid spec; nothing pruned",
+                        extra={"kustomization": "/".join(key[1:]), "error": err.message})
+            spec = None
+        if isinstance(spec, KustomizationSpec) and spec.prune and not spec.suspend:
             refs = inventory.from_status(obj.get("status"))
             result = await prune(self.cluster, refs, (key[1], key[2]))
-            timeout = parse_duration(spec.get("timeout", "5m"), "spec.timeout")
-            left = await wait_gone(self.cluster, result.deleted, timeout)
+            left = await wait_gone(self.cluster, result.deleted, spec.timeout)
             if left:
                 log.warning("pruned objects still present", extra={
                     "kustomization": "/".join(key[1:]), "objects": [str(r) for r in left]})

@@ -1,6 +1,6 @@
 """One reconcile of a Kustomization, as Flux's kustomize-controller does it: a short pipeline of
 named steps (dependencies -> source -> render -> validate + apply -> prune -> health), each of
-which either passes or ends the reconcile with a status that says why.
+which either passes or raises the error that the operator reports (`sync_controller.outcome`).
 
 A failing step before apply changes nothing in the cluster; prune runs only after every object
 of the new revision applied.
@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from plinth.render import ORIGIN_ANNOTATION, RenderError, origin_of, render
 from sync_controller import conditions as cond
+from sync_controller.api import HealthCheck, KustomizationSpec, spec_of
 from sync_controller import inventory
 from sync_controller.apply import Applier, ApplyError, ApplyResult
-from sync_controller.durations import DurationError, parse_duration
 from sync_controller.health import State, assess
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
 from sync_controller.kube import Cluster, KubeError
+from sync_controller.outcome import ReconcileError, Result, Stalling, Waiting
 from sync_controller.pod_reasons import STUCK_AFTER, PodReasons
 from sync_controller.prune import PruneResult, prune
 from sync_controller.source import SourceError
@@ -29,57 +29,13 @@ API_VERSION = "plinth.dev/v1"
 MAX_RENDERED_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Spec:
-    source_name: str
-    source_namespace: str
-    path: str
-    interval: float
-    retry_interval: float
-    timeout: float
-    prune: bool
-    wait: bool
-    health_checks: list[dict[str, str]]
-    depends_on: list[tuple[str, str]]
-    target_namespace: str | None
-    suspend: bool
-    force: bool
-
-    @classmethod
-    def of(cls, obj: dict[str, Any]) -> Spec:
-        spec, namespace = obj.get("spec") or {}, obj["metadata"]["namespace"]
-        interval = parse_duration(spec.get("interval", "5m"), "spec.interval")
-        source = spec.get("sourceRef") or {}
-        return cls(
-            source_name=source["name"], source_namespace=source.get("namespace") or namespace,
-            path=spec.get("path", "."), interval=interval,
-            retry_interval=parse_duration(spec["retryInterval"], "spec.retryInterval")
-            if spec.get("retryInterval") else interval,
-            timeout=parse_duration(spec.get("timeout", "5m"), "spec.timeout"),
-            prune=bool(spec.get("prune", True)), wait=bool(spec.get("wait", False)),
-            health_checks=list(spec.get("healthChecks") or []),
-            depends_on=[(d.get("namespace") or namespace, d["name"])
-                        for d in spec.get("dependsOn") or []],
-            target_namespace=spec.get("targetNamespace"),
-            suspend=bool(spec.get("suspend", False)), force=bool(spec.get("force", False)))
-
-
-@dataclass
-class Outcome:
-    ready: bool
-    reason: str
-    message: str
-    requeue_after: float
-    revision: str | None = None
-    applied: ApplyResult = field(default_factory=ApplyResult)
-    pruned: PruneResult = field(default_factory=PruneResult)
-
-
-class StepFailed(Exception):
-    def __init__(self, reason: str, message: str, *, stalled: bool = False,
-                 revision: str | None = None) -> None:
-        super().__init__(message)
-        self.reason, self.message, self.stalled, self.revision = reason, message, stalled, revision
+def _failing(repo: dict[str, Any]) -> str | None:
+    """Why the GitRepository's last fetch failed, or None while it is Ready."""
+    ready = cond.get_condition(repo.get("status"), cond.READY)
+    if ready is None or ready.get("status") == "True":
+        return None
+    where = f"GitRepository {repo['metadata']['namespace']}/{repo['metadata']['name']}"
+    return f"source {where} is failing: {ready.get('message') or ready.get('reason')}"
 
 
 class KustomizationReconciler:
@@ -87,35 +43,28 @@ class KustomizationReconciler:
         self.cluster = cluster
         self.sources = sources
 
-    async def reconcile(self, obj: dict[str, Any]) -> Outcome:
+    async def reconcile(self, obj: dict[str, Any], spec: KustomizationSpec,
+                        status: dict[str, Any]) -> Result:
+        """Apply the source's revision; raises a ReconcileError for a failed step. `status` is
+        the working copy the operator writes, whatever the end."""
         meta = obj["metadata"]
         ref = ObjectRef.of(obj)
         generation = int(meta.get("generation") or 0)
-        status = dict(obj.get("status") or {})
-        try:
-            spec = Spec.of(obj)
-        except (DurationError, KeyError) as err:
-            return await self._finish(ref, status, generation, StepFailed(
-                "InvalidSpec", f"spec: {err}", stalled=True), retry=300.0)
         await self._start(ref, status, generation)
-        try:
-            await self._dependencies(spec)
-            repo, revision = await self._source(spec)
-            status["lastAttemptedRevision"] = revision
-            objects, origins = await self._render(spec, repo, revision, meta)
-            result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins)
-            await self._health(ref, status, generation, spec, result.applied)
-        except StepFailed as failed:
-            retry = spec.interval if failed.stalled else spec.retry_interval
-            return await self._finish(ref, status, generation, failed, retry=retry)
+        await self._dependencies(spec, ref.namespace)
+        repo, revision = await self._source(spec, ref.namespace)
+        status["lastAttemptedRevision"] = revision
+        objects, origins = await self._render(spec, repo, revision, meta)
+        result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins)
+        await self._health(ref, status, generation, spec, result.applied)
         status["lastAppliedRevision"] = revision
-        message = f"Applied revision: {revision}"
-        status["conditions"] = cond.remove_condition(
-            cond.remove_condition(status.get("conditions") or [], cond.RECONCILING), cond.STALLED)
-        cond.set_ready(status, True, "ReconciliationSucceeded", message, generation)
-        await self.cluster.patch_status(ref, status)
-        return Outcome(True, "ReconciliationSucceeded", message, spec.interval, revision,
-                       result, pruned)
+        source_failing = _failing(repo)
+        if source_failing is not None:
+            raise ReconcileError("ArtifactFailed", f"applied revision {revision}, the last the "
+                                 f"source fetched; {source_failing}")
+        return Result("ReconciliationSucceeded", f"Applied revision: {revision}",
+                      spec.interval, bool(result.changed or pruned.deleted), revision,
+                      applied=len(result.changed), pruned=len(pruned.deleted))
 
     async def _start(self, ref: ObjectRef, status: dict[str, Any], generation: int) -> None:
         """Reconciling=True while it runs (and Ready=False with it, the very first time)."""
@@ -128,63 +77,57 @@ class KustomizationReconciler:
         status["conditions"] = conditions
         await self.cluster.patch_status(ref, status)
 
-    async def _finish(self, ref: ObjectRef, status: dict[str, Any], generation: int,
-                      failed: StepFailed, retry: float) -> Outcome:
-        conditions = cond.remove_condition(status.get("conditions") or [], cond.RECONCILING)
-        if failed.stalled:
-            conditions = cond.set_condition(conditions, cond.STALLED, True, failed.reason,
-                                            failed.message, generation)
-        else:
-            conditions = cond.remove_condition(conditions, cond.STALLED)
-        status["conditions"] = conditions
-        cond.set_ready(status, False, failed.reason, failed.message, generation)
-        await self.cluster.patch_status(ref, status)
-        return Outcome(False, failed.reason, failed.message, retry,
-                       status.get("lastAttemptedRevision"))
-
-    async def _dependencies(self, spec: Spec) -> None:
-        for namespace, name in spec.depends_on:
+    async def _dependencies(self, spec: KustomizationSpec, own_namespace: str) -> None:
+        for namespace, name in (d.key(own_namespace) for d in spec.depends_on):
             other = await self.cluster.get(ObjectRef("plinth.dev", "Kustomization", namespace,
                                                      name, "v1"))
             if other is None:
-                raise StepFailed("DependencyNotReady", f"dependency {namespace}/{name} not found")
+                raise Waiting("DependencyNotReady", f"dependency {namespace}/{name} not found")
             ready = cond.get_condition(other.get("status"), cond.READY)
             generation = other["metadata"].get("generation")
             if not ready or ready.get("status") != "True" or \
                     ready.get("observedGeneration") != generation:
-                raise StepFailed("DependencyNotReady", f"dependency {namespace}/{name} not ready")
-            other_spec = Spec.of(other)
-            _, revision = await self._source(other_spec)
+                raise Waiting("DependencyNotReady", f"dependency {namespace}/{name} not ready")
+            try:
+                other_spec = spec_of(other)
+            except Stalling as err:
+                raise Waiting("DependencyNotReady", f"dependency {namespace}/{name}: "
+                              f"{err.message}") from None
+            assert isinstance(other_spec, KustomizationSpec)
+            _, revision = await self._source(other_spec, namespace)
             if (other.get("status") or {}).get("lastAppliedRevision") != revision:
-                raise StepFailed("DependencyNotReady", f"dependency {namespace}/{name} has not "
+                raise Waiting("DependencyNotReady", f"dependency {namespace}/{name} has not "
                                  f"applied {revision} yet")
 
-    async def _source(self, spec: Spec) -> tuple[dict[str, Any], str]:
-        repo = await self.cluster.get(ObjectRef("plinth.dev", "GitRepository",
-                                                spec.source_namespace, spec.source_name, "v1"))
-        where = f"GitRepository {spec.source_namespace}/{spec.source_name}"
+    async def _source(self, spec: KustomizationSpec, own_namespace: str
+                      ) -> tuple[dict[str, Any], str]:
+        namespace, name = spec.source_ref.key(own_namespace)
+        repo = await self.cluster.get(ObjectRef("plinth.dev", "GitRepository", namespace, name,
+                                                "v1"))
+        where = f"GitRepository {namespace}/{name}"
         if repo is None:
-            raise StepFailed("ArtifactFailed", f"{where} not found")
+            raise Waiting("ArtifactFailed", f"{where} not found")
         revision = ((repo.get("status") or {}).get("artifact") or {}).get("revision")
         if not revision:
-            raise StepFailed("ArtifactFailed", f"{where} has no artifact yet")
+            raise Waiting("ArtifactFailed", f"{where} has no artifact yet: "
+                          f"{_failing(repo) or 'not fetched yet'}")
         return repo, str(revision)
 
-    async def _render(self, spec: Spec, repo: dict[str, Any], revision: str,
+    async def _render(self, spec: KustomizationSpec, repo: dict[str, Any], revision: str,
                       meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[ObjectRef, str]]:
         try:
             artifact = await self.sources.checkout(repo, revision)
         except SourceError as err:
-            raise StepFailed("ArtifactFailed", str(err), revision=revision) from None
+            raise ReconcileError("ArtifactFailed", str(err)) from None
         try:
             rendered = await asyncio.to_thread(
                 render, artifact.path / spec.path, repo_root=artifact.path, with_origin=True,
                 target_namespace=spec.target_namespace)
         except RenderError as err:
-            raise StepFailed("BuildFailed", f"{revision}: {err}", stalled=True) from None
+            raise Stalling("BuildFailed", f"{revision}: {err}") from None
         if len(rendered.text) > MAX_RENDERED_BYTES:
-            raise StepFailed("BuildFailed", f"{spec.path}: rendered {len(rendered.text)} bytes, "
-                             f"more than the limit of {MAX_RENDERED_BYTES}", stalled=True)
+            raise Stalling("BuildFailed", f"{spec.path}: rendered {len(rendered.text)} bytes, "
+                           f"more than the limit of {MAX_RENDERED_BYTES}")
         objects, origins = [], {}
         owner = {OWNER_NAME_LABEL: meta["name"], OWNER_NAMESPACE_LABEL: meta["namespace"]}
         for obj in rendered.objects:
@@ -199,13 +142,15 @@ class KustomizationReconciler:
                 origins[ObjectRef.of(obj)] = origin
         return objects, origins
 
-    async def _apply_and_prune(self, ref: ObjectRef, status: dict[str, Any], spec: Spec,
+    async def _apply_and_prune(self, ref: ObjectRef, status: dict[str, Any],
+                               spec: KustomizationSpec,
                                objects: list[dict[str, Any]], origins: dict[ObjectRef, str]
                                ) -> tuple[ApplyResult, PruneResult]:
         previous = inventory.from_status(status)
         applier = Applier(self.cluster, force=spec.force, default_namespace=ref.namespace,
                           origins=origins)
         try:
+            objects = await applier.with_namespaces(objects)
             # Record what is about to be applied before applying it, so a crash mid-apply leaves
             # no object that a later reconcile would not know to prune.
             status["inventory"] = inventory.to_status(
@@ -213,11 +158,11 @@ class KustomizationReconciler:
             await self.cluster.patch_status(ref, status)
             result = await applier.run(objects)
         except ApplyError as err:
-            stalled = err.args[0].startswith("validation")
-            reason = "ValidationFailed" if stalled else "ReconciliationFailed"
-            raise StepFailed(reason, str(err), stalled=stalled) from None
+            if err.args[0].startswith("validation"):
+                raise Stalling("ValidationFailed", str(err)) from None
+            raise ReconcileError("ReconciliationFailed", str(err)) from None
         except KubeError as err:
-            raise StepFailed("ReconciliationFailed", str(err)) from None
+            raise ReconcileError("ReconciliationFailed", str(err)) from None
         pruned = PruneResult()
         if spec.prune:
             pruned = await prune(self.cluster, inventory.stale(previous, result.applied),
@@ -226,7 +171,7 @@ class KustomizationReconciler:
         return result, pruned
 
     async def _health(self, ref: ObjectRef, status: dict[str, Any], generation: int,
-                      spec: Spec, applied: list[ObjectRef]) -> None:
+                      spec: KustomizationSpec, applied: list[ObjectRef]) -> None:
         targets = applied if spec.wait else [
             await self._check_target(c, spec.target_namespace or ref.namespace)
             for c in spec.health_checks]
@@ -242,7 +187,7 @@ class KustomizationReconciler:
             failed = [m for m, state in pending if state is State.FAILED]
             if failed or elapsed > spec.timeout:
                 what = failed or [m for m, _ in pending]
-                raise StepFailed("HealthCheckFailed", f"health check failed after "
+                raise ReconcileError("HealthCheckFailed", f"health check failed after "
                                  f"{elapsed:.0f}s: " + "; ".join(what[:10]))
             said = await self._say_waiting(ref, status, generation, pending, said)
             await asyncio.sleep(min(2.0, max(0.2, spec.timeout / 20)))
@@ -260,16 +205,16 @@ class KustomizationReconciler:
             await self.cluster.patch_status(ref, status)
         return waiting
 
-    async def _check_target(self, check: dict[str, str], namespace: str) -> ObjectRef:
-        ref = ObjectRef.of({"apiVersion": check["apiVersion"], "kind": check["kind"],
-                            "metadata": {"name": check["name"]}})
+    async def _check_target(self, check: HealthCheck, namespace: str) -> ObjectRef:
+        ref = ObjectRef.of({"apiVersion": check.api_version, "kind": check.kind,
+                            "metadata": {"name": check.name}})
         try:
             namespaced = await self.cluster.is_namespaced(ref)
         except KubeError as err:
-            raise StepFailed("HealthCheckFailed", f"spec.healthChecks: {err}") from None
+            raise ReconcileError("HealthCheckFailed", f"spec.healthChecks: {err}") from None
         if not namespaced:
             return ref
-        return ObjectRef(ref.group, ref.kind, check.get("namespace") or namespace, ref.name,
+        return ObjectRef(ref.group, ref.kind, check.namespace or namespace, ref.name,
                          ref.version)
 
     async def _unhealthy(self, targets: list[ObjectRef], reasons: PodReasons

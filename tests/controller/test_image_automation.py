@@ -186,3 +186,22 @@ def test_push_branch_and_message_template(scenario: Scenario, oci_registry: Loca
     assert bare.commit("image-updates").message == f"images: {ns}:web=1.3.0"
     assert bare.commit("image-updates").parents[0].hexsha == head
     assert bare.commit("main").hexsha == head
+
+
+def test_a_deleted_image_repository_stops_its_policies(scenario: Scenario,
+                                                       oci_registry: LocalRegistry) -> None:
+    ns = scenario.namespace
+    image = f"{oci_registry.host}/{ns}/web"
+    push_image(oci_registry, f"{ns}/web", "1.0.0")
+    _registry_secret(scenario, oci_registry, oci_registry.credentials()[1])
+    _image_objects(scenario, image)
+    wait_for(lambda: scenario.ready("web", "imagepolicies.plinth.dev").get("status") == "True",
+             60, "the policy to choose 1.0.0")
+    scenario.kube.delete("imagerepositories.plinth.dev", "web", ns, wait=True)
+
+    def refused() -> dict[str, Any] | None:
+        ready = scenario.ready("web", "imagepolicies.plinth.dev")
+        return ready if ready.get("status") == "False" else None
+    ready = wait_for(refused, 30, "the policy to stop choosing from a deleted repository")
+    assert ready["reason"] == "DependencyNotReady"
+    assert f"ImageRepository {ns}/web (spec.imageRepositoryRef) not found" in ready["message"]
