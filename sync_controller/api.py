@@ -92,6 +92,7 @@ class KustomizationSpec(Spec):
     depends_on: list[CrossRef] = []
     target_namespace: str | None = Field(default=None, max_length=63)
     force: bool = False
+    service_account_name: str | None = None
 
     @property
     def retry_after(self) -> float:

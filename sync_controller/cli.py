@@ -28,15 +28,22 @@ def controller() -> None:
               help="Port for /metrics, /healthz and /readyz.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--default-service-account", metavar="NAME",
+              help="Kustomizations that name no serviceAccountName apply as this service "
+                   "account of their namespace (multi-tenancy lockdown); default: the "
+                   "controller's own rights.")
 def run(kubeconfig: str | None, namespaces: tuple[str, ...], cache_dir: Path,
-        probe_address: str, probe_port: int, log_level: str) -> None:
+        probe_address: str, probe_port: int, log_level: str,
+        default_service_account: str | None) -> None:
     """Reconcile GitRepository and Kustomization objects until stopped (SIGTERM / Ctrl-C).
 
     \b
     Examples:
       plinth controller run --kubeconfig .plinth/local/admin.kubeconfig
       plinth controller run -n 'team-*' --probe-port 9090
+      plinth controller run --default-service-account deployer
     """
     logs.configure(log_level)
-    options = Options(kubeconfig, list(namespaces), cache_dir, probe_address, probe_port)
+    options = Options(kubeconfig, list(namespaces), cache_dir, probe_address, probe_port,
+                      default_service_account)
     asyncio.run(Controller(options).run())

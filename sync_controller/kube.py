@@ -6,6 +6,7 @@ kind is unknown, since a CRD applied a moment ago is not in the cached discovery
 from __future__ import annotations
 
 import asyncio
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,31 @@ async def api_client(kubeconfig: str | None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def service_account_user(namespace: str, name: str) -> str:
+    return f"system:serviceaccount:{namespace}:{name}"
+
+
 class Cluster:
     def __init__(self, api: client.ApiClient, dynamic: DynamicClient) -> None:
         self._refresh = asyncio.Lock()
         self._refreshes = 0
         self.api = api
         self.dynamic = dynamic
+        self.user: str | None = None  # impersonated; None: the controller's own identity
+
+    def impersonating(self, user: str | None) -> Cluster:
+        """The same connection and discovery, acting as `user` (the API server adds a service
+        account's groups): what a tenant's Kustomization applies, it applies with that
+        account's rights, not the controller's."""
+        if user is None:
+            return self
+        other = copy.copy(self)
+        other.user = user
+        return other
+
+    def _headers(self) -> dict[str, str]:
+        """Fresh per call: the client adds its own headers to the dict it is given."""
+        return {"Impersonate-User": self.user} if self.user else {}
 
     @classmethod
     async def connect(cls, api: client.ApiClient, cache_dir: Path) -> Cluster:
@@ -105,13 +125,15 @@ class Cluster:
         return await _body(ref, await self.dynamic.server_side_apply(
             resource, body=obj, name=ref.name, namespace=ref.namespace or None,
             force_conflicts=True, field_manager=FIELD_MANAGER,
-            dry_run="All" if dry_run else None, query_params=query, serialize=False))
+            dry_run="All" if dry_run else None, query_params=query, serialize=False,
+            header_params=self._headers()))
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         resource = await self.resource(ref.api_version, ref.kind)
         try:
             return await _body(ref, await self.dynamic.get(
-                resource, name=ref.name, namespace=ref.namespace or None, serialize=False))
+                resource, name=ref.name, namespace=ref.namespace or None, serialize=False,
+                header_params=self._headers()))
         except KubeError as err:
             if err.status == 404:
                 return None
@@ -123,7 +145,8 @@ class Cluster:
         try:
             await _body(ref, await self.dynamic.delete(
                 resource, name=ref.name, namespace=ref.namespace or None,
-                propagation_policy="Background", serialize=False))
+                propagation_policy="Background", serialize=False,
+                header_params=self._headers()))
             return True
         except KubeError as err:
             if err.status == 404:
@@ -136,7 +159,8 @@ class Cluster:
         try:
             await _body(ref, await self.dynamic.request(
                 "patch", path, body={"status": status},
-                content_type="application/merge-patch+json", serialize=False))
+                content_type="application/merge-patch+json", serialize=False,
+                header_params=self._headers()))
         except KubeError as err:
             if err.status != 404:  # deleted meanwhile: nothing left to report on
                 raise
@@ -145,5 +169,6 @@ class Cluster:
                    label_selector: str | None = None) -> list[dict[str, Any]]:
         resource = await self.resource(api_version, kind)
         body = await _body(f"{kind} list", await self.dynamic.get(
-            resource, namespace=namespace, label_selector=label_selector, serialize=False))
+            resource, namespace=namespace, label_selector=label_selector, serialize=False,
+            header_params=self._headers()))
         return [dict(item, apiVersion=api_version, kind=kind) for item in body.get("items") or []]

@@ -57,6 +57,7 @@ class Options:
     cache_dir: Path
     probe_address: str
     probe_port: int
+    default_service_account: str | None = None
 
 
 @dataclass
@@ -137,7 +138,8 @@ class Controller:
 
     async def _operate(self, started: asyncio.Event) -> None:
         sources = Sources(self.cluster, self.options.cache_dir / "sources")
-        self.kustomizations = KustomizationReconciler(self.cluster, sources)
+        self.kustomizations = KustomizationReconciler(self.cluster, sources,
+                                                      self.options.default_service_account)
         self.repositories = GitRepositoryReconciler(sources)
         self.reflector = ImageReflector(self.cluster)
         self.automation = ImageAutomation(self.cluster, sources)
@@ -334,8 +336,9 @@ class Controller:
             spec = None
         if isinstance(spec, KustomizationSpec) and spec.prune and not spec.suspend:
             refs = inventory.from_status(obj.get("status"))
-            result = await prune(self.cluster, refs, (key[1], key[2]))
-            left = await wait_gone(self.cluster, result.deleted, spec.timeout)
+            acting = self.kustomizations.acting(spec, key[1])
+            result = await prune(acting, refs, (key[1], key[2]))
+            left = await wait_gone(acting, result.deleted, spec.timeout)
             if left:
                 log.warning("pruned objects still present", extra={
                     "kustomization": "/".join(key[1:]), "objects": [str(r) for r in left]})

@@ -18,7 +18,7 @@ from sync_controller import inventory
 from sync_controller.apply import Applier, ApplyError, ApplyResult
 from sync_controller.health import State, assess
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
-from sync_controller.kube import Cluster, KubeError
+from sync_controller.kube import Cluster, KubeError, service_account_user
 from sync_controller.outcome import ReconcileError, Result, Stalling, Waiting
 from sync_controller.pod_reasons import STUCK_AFTER, PodReasons
 from sync_controller.prune import PruneResult, prune
@@ -39,9 +39,21 @@ def _failing(repo: dict[str, Any]) -> str | None:
 
 
 class KustomizationReconciler:
-    def __init__(self, cluster: Cluster, sources: Sources) -> None:
+    """`default_service_account`, when set, is impersonated by every Kustomization that names
+    none, so no tenant's repository applies with the controller's own rights."""
+
+    def __init__(self, cluster: Cluster, sources: Sources,
+                 default_service_account: str | None = None) -> None:
         self.cluster = cluster
         self.sources = sources
+        self.default_service_account = default_service_account
+
+    def acting(self, spec: KustomizationSpec, namespace: str) -> Cluster:
+        """Who applies, prunes and checks health: the Kustomization's service account (in its
+        own namespace), else the default one, else the controller."""
+        name = spec.service_account_name or self.default_service_account
+        return self.cluster.impersonating(
+            service_account_user(namespace, name) if name else None)
 
     async def reconcile(self, obj: dict[str, Any], spec: KustomizationSpec,
                         status: dict[str, Any]) -> Result:
@@ -55,8 +67,10 @@ class KustomizationReconciler:
         repo, revision = await self._source(spec, ref.namespace)
         status["lastAttemptedRevision"] = revision
         objects, origins = await self._render(spec, repo, revision, meta)
-        result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins)
-        await self._health(ref, status, generation, spec, result.applied)
+        acting = self.acting(spec, ref.namespace)
+        result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins,
+                                                     acting)
+        await self._health(ref, status, generation, spec, result.applied, acting)
         status["lastAppliedRevision"] = revision
         source_failing = _failing(repo)
         if source_failing is not None:
@@ -143,11 +157,11 @@ class KustomizationReconciler:
         return objects, origins
 
     async def _apply_and_prune(self, ref: ObjectRef, status: dict[str, Any],
-                               spec: KustomizationSpec,
-                               objects: list[dict[str, Any]], origins: dict[ObjectRef, str]
+                               spec: KustomizationSpec, objects: list[dict[str, Any]],
+                               origins: dict[ObjectRef, str], acting: Cluster
                                ) -> tuple[ApplyResult, PruneResult]:
         previous = inventory.from_status(status)
-        applier = Applier(self.cluster, force=spec.force, default_namespace=ref.namespace,
+        applier = Applier(acting, force=spec.force, default_namespace=ref.namespace,
                           origins=origins)
         try:
             objects = await applier.with_namespaces(objects)
@@ -165,22 +179,23 @@ class KustomizationReconciler:
             raise ReconcileError("ReconciliationFailed", str(err)) from None
         pruned = PruneResult()
         if spec.prune:
-            pruned = await prune(self.cluster, inventory.stale(previous, result.applied),
+            pruned = await prune(acting, inventory.stale(previous, result.applied),
                                  (ref.namespace, ref.name))
         status["inventory"] = inventory.to_status(result.applied)
         return result, pruned
 
     async def _health(self, ref: ObjectRef, status: dict[str, Any], generation: int,
-                      spec: KustomizationSpec, applied: list[ObjectRef]) -> None:
+                      spec: KustomizationSpec, applied: list[ObjectRef], acting: Cluster
+                      ) -> None:
         targets = applied if spec.wait else [
             await self._check_target(c, spec.target_namespace or ref.namespace)
             for c in spec.health_checks]
         if not targets:
             return
         started, said = time.monotonic(), ""
-        reasons = PodReasons(self.cluster)
+        reasons = PodReasons(acting)
         while True:
-            pending = await self._unhealthy(targets, reasons)
+            pending = await self._unhealthy(targets, reasons, acting)
             if not pending:
                 return
             elapsed = time.monotonic() - started
@@ -217,11 +232,11 @@ class KustomizationReconciler:
         return ObjectRef(ref.group, ref.kind, check.namespace or namespace, ref.name,
                          ref.version)
 
-    async def _unhealthy(self, targets: list[ObjectRef], reasons: PodReasons
+    async def _unhealthy(self, targets: list[ObjectRef], reasons: PodReasons, acting: Cluster
                          ) -> list[tuple[str, State]]:
         pending = []
         for target in targets:
-            live = await self.cluster.get(target)
+            live = await acting.get(target)
             if live is None:
                 pending.append((f"{target}: not found", State.IN_PROGRESS))
                 continue

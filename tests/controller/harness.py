@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class ControllerProcess:
     """`python -m sync_controller run` as its own process, the way a Deployment runs it."""
 
-    def __init__(self, kubeconfig: Path, workdir: Path, namespaces: list[str]) -> None:
+    def __init__(self, kubeconfig: Path, workdir: Path, namespaces: list[str],
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.kubeconfig, self.workdir, self.namespaces = kubeconfig, workdir, namespaces
+        self.extra_args = extra_args
         self.port = free_port()
         self.log = workdir / "controller.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -51,6 +53,7 @@ class ControllerProcess:
                 "--log-level", "debug"]
         for namespace in self.namespaces:
             argv += ["--namespace", namespace]
+        argv += self.extra_args
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                          env=tool_env())
