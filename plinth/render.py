@@ -1,15 +1,16 @@
 """Build a kustomization with the real kustomize (`kubectl kustomize`), from a tree or a git rev.
 
 There is no renderer of ours: this module only checks what kustomize may read
-(`kustomize_refs`), runs it, and parses its output.
+(`kustomize_refs`), copies just that into a private folder (`tree_archive`), runs kustomize
+there within bounds of memory and time, and parses its output.
 """
 from __future__ import annotations
 
-import io
 import posixpath
-import shutil
+import re
+import signal
 import subprocess
-import tarfile
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,9 +23,24 @@ import yaml
 
 from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
 from plinth.localenv.tools import find_tool, tool_env
-from plinth.tree_archive import UnsafeArchiveError, extract_tree
+from plinth.tree_archive import CommitTree, SourceTree, TreeError, WorkTree, copy_part
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+# Bounds for one kustomize run, far above what real repositories need. Measured on kustomize 5.6:
+# 14 MB of CRDs take 11 s and 540 MB, kustomize needs ~100 MB to start at all, and an alias
+# bomb reaches 1 GiB in 3 s. The limit is on data (heap), not address space: the Go
+# runtime reserves ~800 MB of addresses it never touches.
+KUSTOMIZE_MEMORY_BYTES = 1 << 30
+KUSTOMIZE_SECONDS = 60
+# The child limits itself, then becomes kustomize: a preexec_fn may deadlock in a threaded
+# parent (the controller renders in worker threads), and a limit set after the start would
+# race with kustomize's first allocations. The interpreter's start costs ~15 ms.
+_LIMIT_THEN_EXEC = ("import os, resource, sys; limit = int(sys.argv[1]); "
+                    "resource.setrlimit(resource.RLIMIT_DATA, (limit, limit)); "
+                    "os.execv(sys.argv[2], sys.argv[2:])")
+_GO_CRASH = re.compile(r"^(?:fatal error|panic): .*$", re.MULTILINE)
+_GO_STACK = re.compile(r"^goroutine \d+ ", re.MULTILINE)
+_MAX_MESSAGE_CHARS = 1000
 
 
 class RenderError(Exception):
@@ -49,33 +65,58 @@ def render(
 ) -> Rendered:
     """Render `path`, a directory inside `repo_root` (default: the git work tree around it).
 
-    With `rev`, the tree at that git revision is rendered instead of the working tree. With
-    `with_origin`, every object carries kustomize's origin annotation (the file it came from),
-    which error messages use; plain output is exactly what `kubectl kustomize` prints. With
-    `target_namespace`, kustomize's own namespace transformer moves every namespaced object there.
+    With `rev`, the tree at that git revision is rendered instead of the working tree (`path`
+    need not exist in the working tree then). With `with_origin`, every object carries
+    kustomize's origin annotation (the file it came from), which error messages use; plain
+    output is exactly what `kubectl kustomize` prints. With `target_namespace`, kustomize's own
+    namespace transformer moves every namespaced object there.
+
+    Any failure is a RenderError of one line naming the file (or, when kustomize itself fails,
+    the kustomization) and the cause; for a revision it starts with "revision 'REV': ".
     """
     root = (repo_root or _git_root(path)).resolve()
     rel = _relative(path, root)
-    with _tree(root, rev) as tree:
-        try:
-            check_tree(tree, tree / rel, allow_remote=allow_remote)
-        except SourceError as err:
-            raise RenderError(str(err).replace(str(tree), "<repo>")) from err
-        target = tree / rel
-        if target_namespace is not None:
-            target = _namespace_wrapper(tree, rel, target_namespace)
-        if with_origin:
-            _add_origin_annotations(target)
-        text = _kustomize(target, tree, allow_remote)
-        base = target.relative_to(tree).as_posix()
     try:
-        objects = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as err:
-        raise RenderError(f"{rel}: kustomize produced unreadable YAML: {err}") from err
+        with _source(root, rev) as source:
+            text, base = _build(source, rel, allow_remote, with_origin, target_namespace)
+    except RenderError as err:
+        if rev is None:
+            raise
+        raise RenderError(f"revision {rev!r}: {err}") from err
+    objects = _parse(text, rel)
     if with_origin:
         for obj in objects:
             _origin_from_root(obj, base)
     return Rendered(rel, text, objects)
+
+
+def _build(source: SourceTree, rel: str, allow_remote: bool, with_origin: bool,
+           target_namespace: str | None) -> tuple[str, str]:
+    """Check what the kustomization reaches, copy just that, run kustomize on the copy:
+    (its output, the built kustomization's path from the root)."""
+    with tempfile.TemporaryDirectory(prefix="plinth-render-") as tmp:
+        tree = Path(tmp) / "repo"
+        tree.mkdir()
+        try:
+            walk = check_tree(source, rel, allow_remote=allow_remote)
+            copy_part(source, [*walk.dirs, *walk.files], tree)
+        except (SourceError, TreeError) as err:
+            raise RenderError(str(err)) from err
+        target = tree / walk.start
+        if target_namespace is not None:
+            target = _namespace_wrapper(tree, walk.start, target_namespace)
+        if with_origin:
+            _add_origin_annotations(target)
+        return _kustomize(target, tree, allow_remote), target.relative_to(tree).as_posix()
+
+
+def _parse(text: str, rel: str) -> list[dict[str, Any]]:
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as err:
+        raise RenderError(f"{rel}: kustomize produced unreadable YAML: {err}") from err
+    except RecursionError:
+        raise RenderError(f"{rel}: kustomize's output nests too deeply to read") from None
 
 
 def _origin_from_root(obj: dict[str, Any], base: str) -> None:
@@ -99,9 +140,13 @@ def origin_of(obj: dict[str, Any]) -> str | None:
 
 
 def _git_root(path: Path) -> Path:
+    """The work tree around `path`, or around its nearest existing parent (a path rendered at
+    a revision may be gone from the working tree)."""
+    existing = next(p for p in [path.absolute(), *path.absolute().parents] if p.exists())
     try:
-        return Path(git.Repo(path, search_parent_directories=True).working_tree_dir or path)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return Path(git.Repo(existing, search_parent_directories=True).working_tree_dir
+                    or existing)
+    except git.InvalidGitRepositoryError:
         return path
 
 
@@ -113,34 +158,21 @@ def _relative(path: Path, root: Path) -> str:
 
 
 @contextmanager
-def _tree(root: Path, rev: str | None) -> Iterator[Path]:
-    """A private copy of the tree to render, so nothing kustomize or we do touches the repo."""
-    with tempfile.TemporaryDirectory(prefix="plinth-render-") as tmp:
-        tree = Path(tmp) / "repo"
-        if rev is None:
-            shutil.copytree(root, tree, symlinks=True, ignore=shutil.ignore_patterns(".git"))
-        else:
-            _export(root, rev, tree)
-        yield tree
-
-
-def _export(root: Path, rev: str, tree: Path) -> None:
+def _source(root: Path, rev: str | None) -> Iterator[SourceTree]:
+    """The files to render: the work tree, or the commit `rev` read object by object."""
+    if rev is None:
+        yield WorkTree(root)
+        return
     try:
         repo = git.Repo(root)
-        commit = repo.commit(rev)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as err:
         raise RenderError(f"{root}: not a git repository, so no revision {rev!r}") from err
-    except (git.BadName, ValueError) as err:
-        raise RenderError(f"{root}: unknown revision {rev!r}") from err
-    buffer = io.BytesIO()
-    repo.archive(buffer, treeish=commit.hexsha, format="tar")
-    buffer.seek(0)
-    tree.mkdir(parents=True)
-    with tarfile.open(fileobj=buffer) as tar:
+    with repo:
         try:
-            extract_tree(tar, tree)
-        except UnsafeArchiveError as err:
-            raise RenderError(f"revision {rev!r}: {err}") from err
+            commit = repo.commit(rev)
+        except (git.BadName, ValueError) as err:
+            raise RenderError(f"{root}: unknown revision {rev!r}") from err
+        yield CommitTree(commit)
 
 
 def _namespace_wrapper(tree: Path, rel: str, namespace: str) -> Path:
@@ -164,12 +196,40 @@ def _add_origin_annotations(directory: Path) -> None:
 
 
 def _kustomize(directory: Path, tree: Path, allow_remote: bool) -> str:
-    argv = [str(find_tool("kubectl")), "kustomize", str(directory),
+    name = directory.relative_to(tree).as_posix()
+    argv = [sys.executable, "-I", "-S", "-c", _LIMIT_THEN_EXEC, str(KUSTOMIZE_MEMORY_BYTES),
+            str(find_tool("kubectl")), "kustomize", str(directory),
             "--load-restrictor=LoadRestrictionsRootOnly"]
     if allow_remote:
         argv.append("--enable-helm")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=tool_env(), timeout=120)
+    try:
+        proc = subprocess.run(argv, capture_output=True, env=tool_env(),
+                              timeout=KUSTOMIZE_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise RenderError(f"{name}: kustomize did not finish within {KUSTOMIZE_SECONDS} s "
+                          "and was stopped") from None
+    stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        message = proc.stderr.strip().replace(str(tree) + "/", "").replace(str(tree), ".")
-        raise RenderError(f"{directory.relative_to(tree).as_posix()}: kustomize: {message}")
-    return proc.stdout
+        raise RenderError(f"{name}: {_failure(proc.returncode, stderr, tree)}")
+    try:
+        return proc.stdout.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RenderError(f"{name}: kustomize printed bytes that are not UTF-8 "
+                          f"(offset {err.start})") from None
+
+
+def _failure(returncode: int, stderr: str, tree: Path) -> str:
+    """kustomize's failure in one line: a crash or a kill is said so, never dumped."""
+    if returncode < 0:
+        return f"kustomize was killed by {signal.Signals(-returncode).name}"
+    crash = _GO_CRASH.search(stderr)
+    if crash and _GO_STACK.search(stderr):
+        reason = crash.group(0)
+        if "memory" in reason:
+            return (f"kustomize ran out of memory (its limit is "
+                    f"{KUSTOMIZE_MEMORY_BYTES >> 20} MiB) and crashed: {reason}")
+        return f"kustomize crashed: {reason}"
+    message = " ".join(stderr.replace(str(tree) + "/", "").replace(str(tree), ".").split())
+    if len(message) > _MAX_MESSAGE_CHARS:
+        message = message[:_MAX_MESSAGE_CHARS] + "..."
+    return f"kustomize: {message}"

@@ -1,19 +1,34 @@
-"""Unpack a tar of a source tree (what `git archive` writes) into a directory, refusing anything
-a plain tree of files cannot hold.
+"""A source tree as plain files in a private directory, refusing anything a plain tree cannot hold.
 
-`TarFile.extractall(filter="data")` does this from Python 3.11.4 on, but the controller image
-runs Debian bookworm's 3.11.2, where `filter` does not exist and tarfile trusts an archive
-fully. So tarfile only reads here: every member is checked before anything is written, files
-and folders are written by this module, and symbolic links come last, when each is checked
-again against the real tree (a chain of links can escape where every single one looks inside).
+Two ways in. `extract_tree` unpacks a tar of a whole tree (what `git archive` writes): the
+controller's artifacts. `copy_part` copies only some paths of a `SourceTree` (a work tree on
+disk, or a commit read object by object) together with what their links point to: a render
+needs a few folders of a large repository, and a commit's other objects are never read, so
+they may be large or even unreadable.
+
+`TarFile.extractall(filter="data")` would do the tar checks from Python 3.11.4 on, but the
+controller image runs Debian bookworm's 3.11.2, where `filter` does not exist and tarfile trusts
+an archive fully. So tarfile only reads here: every member is checked before anything is
+written, files and folders are written by this module, and symbolic links come last, when each
+is checked again against the real tree (a chain of links can escape where every single one looks
+inside). A `SourceTree`'s links are followed by `resolve`, component by component as the
+kernel does, so a link that leaves the repository is named before anything reads through it.
 """
 from __future__ import annotations
 
 import os
 import posixpath
 import shutil
+import stat
 import tarfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal, Protocol, TypeVar
+
+import git
+
+_T = TypeVar("_T")
 
 _SPECIAL = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device",
             tarfile.FIFOTYPE: "a fifo"}
@@ -127,3 +142,227 @@ def _parts(name: str) -> tuple[str, ...]:
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
+
+
+# Linux gives up on a path after 40 links (ELOOP); a longer chain is a loop in all but name.
+MAX_LINK_HOPS = 40
+_LINK_MODE = 0o120000
+
+
+class TreeError(Exception):
+    """A path of a source tree cannot be read, or a link in it loops or leads outside it; the
+    message names the path."""
+
+
+class LeavesTree(TreeError):
+    """A path climbs above the root by its own `..`, not through a link."""
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    kind: Literal["file", "dir", "link", "other"]  # other: a fifo, device, socket or submodule
+    size: int = 0
+
+
+class SourceTree(Protocol):
+    """A repository's files by path from its root ("a/b.yaml"); links are not followed."""
+
+    def entry(self, rel: str) -> TreeEntry | None: ...
+
+    def read(self, rel: str) -> bytes: ...
+
+    def link_target(self, rel: str) -> str: ...
+
+    def names(self, rel: str) -> list[str]: ...
+
+    def copy_file(self, rel: str, target: Path) -> None: ...
+
+
+class WorkTree:
+    """The files on disk under `root`, as they are now (uncommitted changes included)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def entry(self, rel: str) -> TreeEntry | None:
+        try:
+            mode = os.lstat(self.root / rel)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as err:
+            raise TreeError(f"{rel}: cannot be read ({err.strerror})") from err
+        if stat.S_ISLNK(mode.st_mode):
+            return TreeEntry("link")
+        if stat.S_ISDIR(mode.st_mode):
+            return TreeEntry("dir")
+        return TreeEntry("file", mode.st_size) if stat.S_ISREG(mode.st_mode) else \
+            TreeEntry("other")
+
+    def read(self, rel: str) -> bytes:
+        return self._guard(rel, (self.root / rel).read_bytes)
+
+    def link_target(self, rel: str) -> str:
+        return self._guard(rel, lambda: os.readlink(self.root / rel))
+
+    def names(self, rel: str) -> list[str]:
+        return self._guard(rel, lambda: sorted(os.listdir(self.root / rel)))
+
+    def copy_file(self, rel: str, target: Path) -> None:
+        self._guard(rel, lambda: shutil.copyfile(self.root / rel, target))
+
+    @staticmethod
+    def _guard(rel: str, read: Callable[[], _T]) -> _T:
+        try:
+            return read()
+        except OSError as err:
+            raise TreeError(f"{rel}: cannot be read ({err.strerror})") from err
+
+
+class CommitTree:
+    """The tree of one commit, read object by object as asked: what is never asked for is never
+    read, however large, and may even be missing from the repository."""
+
+    def __init__(self, commit: git.Commit) -> None:
+        self._commit = commit
+        self._listings: dict[str, dict[str, git.Tree | git.Blob | git.Submodule] | None] = {}
+
+    def entry(self, rel: str) -> TreeEntry | None:
+        item = self._item(rel)
+        if isinstance(item, git.Tree):
+            return TreeEntry("dir")
+        if isinstance(item, git.Blob):
+            if item.mode & 0o170000 == _LINK_MODE:
+                return TreeEntry("link")
+            return TreeEntry("file", self._guard(rel, item, lambda: item.size))
+        return None if item is None else TreeEntry("other")
+
+    def read(self, rel: str) -> bytes:
+        blob = self._blob(rel)
+        data: bytes = self._guard(rel, blob, lambda: blob.data_stream.read())
+        return data
+
+    def link_target(self, rel: str) -> str:
+        return os.fsdecode(self.read(rel))
+
+    def names(self, rel: str) -> list[str]:
+        return sorted(self._listing(rel) or {})
+
+    def copy_file(self, rel: str, target: Path) -> None:
+        blob = self._blob(rel)
+        with target.open("xb") as out:
+            self._guard(rel, blob, lambda: shutil.copyfileobj(blob.data_stream, out))
+
+    def _blob(self, rel: str) -> git.Blob:
+        item = self._item(rel)
+        if not isinstance(item, git.Blob):
+            raise TreeError(f"{rel}: not a file")
+        return item
+
+    def _item(self, rel: str) -> git.Tree | git.Blob | git.Submodule | None:
+        if rel == ".":
+            return self._commit.tree
+        parent, name = posixpath.split(rel)
+        return (self._listing(parent or ".") or {}).get(name)
+
+    def _listing(self, rel: str) -> dict[str, git.Tree | git.Blob | git.Submodule] | None:
+        if rel not in self._listings:
+            tree = self._item(rel)
+            self._listings[rel] = {item.name: item for item in self._guard(
+                rel, tree, lambda: list(tree))} if isinstance(tree, git.Tree) else None
+        return self._listings[rel]
+
+    @staticmethod
+    def _guard(rel: str, item: git.Object, read: Callable[[], _T]) -> _T:
+        """git reports a missing or corrupt object as ValueError (GitPython's cat-file reader)
+        or as a failed git command."""
+        try:
+            return read()
+        except (ValueError, OSError, git.GitError) as err:
+            raise TreeError(f"{rel}: git cannot read its object {item.hexsha} "
+                            "(missing or corrupt in this repository)") from err
+
+
+def resolve(tree: SourceTree, rel: str) -> str:
+    """`rel` with every link on it followed, as the real path it names from the root.
+
+    A link to an absolute path, or whose `..` climbs above the root, or a chain of more than
+    MAX_LINK_HOPS links, is a TreeError naming the link; `rel` climbing out by itself is
+    LeavesTree. A missing path resolves to itself: the reader reports it, with its context.
+    """
+    pending: list[tuple[str, str | None]] = [(part, None) for part in _split(rel)]
+    done: list[str] = []
+    hops = 0
+    while pending:
+        name, via = pending.pop(0)
+        if name == "..":
+            if not done:
+                if via is None:
+                    raise LeavesTree(f"{rel}: leaves the repository")
+                raise TreeError(f"{via}: links outside the repository "
+                                f"(to {tree.link_target(via)})")
+            done.pop()
+            continue
+        path = "/".join([*done, name])
+        entry = tree.entry(path)
+        if entry is None or entry.kind != "link":
+            done.append(name)
+            continue
+        hops += 1
+        if hops > MAX_LINK_HOPS:
+            raise TreeError(f"{path}: more than {MAX_LINK_HOPS} links in a row (a loop)")
+        target = tree.link_target(path)
+        if target.startswith("/"):
+            raise TreeError(f"{path}: links to the absolute path {target!r}")
+        pending[:0] = [(part, path) for part in _split(target)]
+    return "/".join(done) or "."
+
+
+def copy_part(tree: SourceTree, paths: Iterable[str], dest: Path) -> None:
+    """Write each of `paths` (real paths, as `resolve` gives them) under `dest`, a folder with
+    all it holds. A link is written where it is, as a relative link to its real target, and
+    that target is copied too, so the copy reads as the source does; a link leading out of the
+    tree is a TreeError naming it."""
+    written: set[str] = set()
+    pending = list(paths)
+    while pending:
+        rel = pending.pop()
+        if not any(above in written for above in _self_and_above(rel)):
+            pending += _copy_entry(tree, rel, dest, written)
+
+
+def _copy_entry(tree: SourceTree, rel: str, dest: Path, written: set[str]) -> list[str]:
+    """Copy `rel` (a folder with all beneath it); return the real targets of links met."""
+    if rel in written:
+        return []
+    written.add(rel)
+    entry = tree.entry(rel)
+    target = dest / rel
+    if entry is None or entry.kind == "other":
+        return []
+    if entry.kind == "dir":
+        target.mkdir(parents=True, exist_ok=True)
+        found: list[str] = []
+        for name in tree.names(rel):
+            if name != ".git":  # a work tree's repository, never part of the tree
+                found += _copy_entry(tree, _join(rel, name), dest, written)
+        return found
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if entry.kind == "file":
+        tree.copy_file(rel, target)
+        return []
+    real = resolve(tree, rel)
+    target.symlink_to(posixpath.relpath(real, posixpath.dirname(rel) or "."))
+    return [real]
+
+
+def _split(rel: str) -> list[str]:
+    return [part for part in rel.split("/") if part not in ("", ".")]
+
+
+def _join(rel: str, name: str) -> str:
+    return name if rel == "." else f"{rel}/{name}"
+
+
+def _self_and_above(rel: str) -> list[str]:
+    parts = _split(rel)
+    return [".", *("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))]

@@ -29,7 +29,7 @@ def load_side(spec: str, allow_remote: bool) -> list[dict[str, Any]]:
     if "@" in spec and not Path(spec).exists():
         path_text, rev = spec.rsplit("@", 1)
     path = Path(path_text)
-    if not path.is_dir():
+    if rev is None and not path.is_dir():  # at a revision, it may be gone from the work tree
         raise UserError(f"{path_text}: no such overlay directory")
     try:
         return render(path, rev=rev or None, allow_remote=allow_remote).objects
