@@ -1,6 +1,7 @@
 """Small GitOps trees for tests, written as files (and committed when a test needs history)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -8,12 +9,26 @@ import git
 import yaml
 
 
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link to `target`, as written into a tree."""
+
+    target: str
+
+
 def write_tree(root: Path, files: dict[str, Any]) -> Path:
-    """Write files; a dict or list of dicts is dumped as YAML (a list as a multi-doc stream)."""
+    """Write files; a dict or list of dicts is dumped as YAML (a list as a multi-doc stream),
+    bytes are written as they are and a `Link` becomes a symbolic link."""
     for rel, content in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
+        if path.is_symlink() or isinstance(content, Link):
+            path.unlink(missing_ok=True)
+        if isinstance(content, Link):
+            path.symlink_to(content.target)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        elif isinstance(content, str):
             path.write_text(content)
         elif isinstance(content, list):
             path.write_text(yaml.safe_dump_all(content, sort_keys=False))

@@ -213,3 +213,16 @@ class Scenario:
     def configmap(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         return self.kube.get("configmap", name, namespace or self.namespace)
 
+    def resource_versions(self) -> dict[str, str]:
+        """name -> resourceVersion of what this test can have made: objects of its namespace,
+        and Namespaces and CRDs named after it (other tests' come and go meanwhile)."""
+        ns, found = self.namespace, {}
+        for what in ("namespaces", "crds", f"configmaps,secrets,services -n {ns}"):
+            out = self.kube.run("get", *what.split(), "-o", "json").stdout
+            for item in json.loads(out)["items"]:
+                meta = item["metadata"]
+                if ns in f"{meta.get('namespace', '')}/{meta['name']}":
+                    found[f"{item['kind']}/{meta.get('namespace', '')}/{meta['name']}"] = \
+                        meta["resourceVersion"]
+        return found
+

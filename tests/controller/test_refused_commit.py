@@ -4,26 +4,11 @@ need (those can only be dry-run once they exist, so the attempt creates them and
 again)."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from tests.controller.harness import Scenario
 from tests.controller.test_crd_and_health import _crd
 from tests.gitops_repos import configmap, kustomization
-
-
-def _versions(scenario: Scenario) -> dict[str, str]:
-    """name -> resourceVersion of the test's Namespaces, CRDs and objects (other tests' come
-    and go meanwhile)."""
-    ns, found = scenario.namespace, {}
-    for what in ("namespaces", "crds", f"configmaps,services -n {ns}"):
-        out = scenario.kube.run("get", *what.split(), "-o", "json").stdout
-        for item in json.loads(out)["items"]:
-            meta = item["metadata"]
-            if ns in f"{meta.get('namespace', '')}/{meta['name']}":
-                found[f"{item['kind']}/{meta.get('namespace', '')}/{meta['name']}"] = \
-                    meta["resourceVersion"]
-    return found
 
 
 def _good(scenario: Scenario) -> str:
@@ -46,7 +31,7 @@ def _refused(scenario: Scenario, files: dict[str, Any], reason: str = "Validatio
 def test_a_new_namespace_of_a_refused_commit_is_not_left_behind(scenario: Scenario) -> None:
     ns = scenario.namespace
     _good(scenario)
-    before = _versions(scenario)
+    before = scenario.resource_versions()
     new = f"{ns}-new"
     ready = _refused(scenario, {
         "app/kustomization.yaml": kustomization("a.yaml", "ns.yaml", "bad.yaml"),
@@ -57,13 +42,13 @@ def test_a_new_namespace_of_a_refused_commit_is_not_left_behind(scenario: Scenar
                          "spec": {"ports": [{"port": "eighty"}]}},
     })
     assert f"Service/{new}/web" in ready["message"] and "app/bad.yaml" in ready["message"]
-    assert _versions(scenario) == before
+    assert scenario.resource_versions() == before
 
 
 def test_a_new_crd_of_a_refused_commit_is_not_left_behind(scenario: Scenario) -> None:
     ns = scenario.namespace
     _good(scenario)
-    before = _versions(scenario)
+    before = scenario.resource_versions()
     group = f"{ns}.example.com"
     ready = _refused(scenario, {
         "app/kustomization.yaml": kustomization("a.yaml", "crd.yaml", "widget.yaml"),
@@ -75,7 +60,7 @@ def test_a_new_crd_of_a_refused_commit_is_not_left_behind(scenario: Scenario) ->
                             "spec": {"size": "three"}},
     })
     assert f"Widget/{ns}/w" in ready["message"] and "app/widget.yaml" in ready["message"]
-    assert _versions(scenario) == before
+    assert scenario.resource_versions() == before
 
 
 def test_a_refused_commit_records_namespaced_objects_with_their_namespace(
