@@ -22,7 +22,7 @@ import git
 import yaml
 
 from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
-from plinth.localenv.tools import find_tool, tool_env
+from plinth.localenv.tools import ToolMissing, find_tool, tool_env
 from plinth.tree_archive import CommitTree, SourceTree, TreeError, WorkTree, copy_part
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
@@ -197,9 +197,12 @@ def _add_origin_annotations(directory: Path) -> None:
 
 def _kustomize(directory: Path, tree: Path, allow_remote: bool) -> str:
     name = directory.relative_to(tree).as_posix()
+    try:
+        kubectl = find_tool("kubectl")
+    except ToolMissing as err:
+        raise RenderError(f"{name}: {err}") from None
     argv = [sys.executable, "-I", "-S", "-c", _LIMIT_THEN_EXEC, str(KUSTOMIZE_MEMORY_BYTES),
-            str(find_tool("kubectl")), "kustomize", str(directory),
-            "--load-restrictor=LoadRestrictionsRootOnly"]
+            str(kubectl), "kustomize", str(directory), "--load-restrictor=LoadRestrictionsRootOnly"]
     if allow_remote:
         argv.append("--enable-helm")
     try:

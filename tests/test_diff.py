@@ -5,6 +5,7 @@ import base64
 import json
 from pathlib import Path
 
+import git
 import pytest
 from click.testing import CliRunner
 
@@ -122,6 +123,45 @@ def test_revision_against_working_tree(tmp_path: Path) -> None:
     _, body = diff_json(f"{repo}/o@HEAD", f"{repo}/o")
     (obj,) = body["objects"]  # type: ignore[misc]
     assert obj["changes"] == [{"path": "data.colour", "old": "blue", "new": "green"}]
+
+
+def test_two_revisions_of_an_overlay_gone_from_the_work_tree(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", {"o/kustomization.yaml": kustomization("cm.yaml"),
+                                          "o/cm.yaml": configmap("c", {"colour": "blue"})})
+    commit_all(repo, "blue")
+    write_tree(repo, {"o/cm.yaml": configmap("c", {"colour": "green"})})
+    commit_all(repo, "green")
+    git.Repo(repo).index.remove(["o"], r=True, working_tree=True)
+    commit_all(repo, "o retired")
+    assert not (repo / "o").exists()
+    _, body = diff_json(f"{repo}/o@HEAD~2", f"{repo}/o@HEAD~1")
+    (obj,) = body["objects"]  # type: ignore[misc]
+    assert obj["changes"] == [{"path": "data.colour", "old": "blue", "new": "green"}]
+    gone = CliRunner().invoke(cli, ["diff", f"{repo}/o@HEAD~1", f"{repo}/o@HEAD"])
+    assert gone.exit_code == 2
+    assert gone.stderr.strip() == "error: revision 'HEAD': o: no such directory"
+
+
+def lose_object(repo: Path, path: str) -> None:
+    """Delete the git object of `path` at HEAD, as a broken clone or disk would."""
+    sha = git.Repo(repo).commit("HEAD").tree[path].hexsha
+    (repo / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
+
+
+def test_a_revision_reads_only_the_objects_its_overlay_reaches(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", {"o/kustomization.yaml": kustomization("cm.yaml"),
+                                          "o/cm.yaml": configmap("c", {"colour": "blue"}),
+                                          "elsewhere/big.yaml": configmap("big", {"k": "v"})})
+    commit_all(repo, "blue")
+    lose_object(repo, "elsewhere/big.yaml")
+    code, body = diff_json(f"{repo}/o@HEAD", f"{repo}/o")
+    assert (code, body) == (0, {"equal": True, "objects": []})
+    lose_object(repo, "o/cm.yaml")
+    result = CliRunner().invoke(cli, ["diff", f"{repo}/o@HEAD", f"{repo}/o"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith("error: revision 'HEAD': ")
+    assert "o/cm.yaml: git cannot read its object " in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_error_exits_two_without_traceback(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`plinth render` / `validate`: the real kustomize's bytes, strict schemas, hermetic sources."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -162,11 +163,21 @@ def test_crd_and_its_custom_resource_in_one_render_validate(tmp_path: Path) -> N
 
 
 def test_validate_reports_each_broken_overlay(scaffolded: Path, tmp_path: Path) -> None:
-    import shutil
-
     repo = tmp_path / "gitops"
     shutil.copytree(scaffolded, repo)
     (repo / "apps/overlays/staging/kustomization.yaml").write_text("resources: [../../nope\n")
     code, out, _ = run("validate", str(repo))
     assert code == 1
     assert "FAIL apps/overlays/staging" in out and "6 of 7 overlays valid" in out
+
+
+def test_render_a_revision_of_a_path_gone_from_the_work_tree(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", {"app/kustomization.yaml": kustomization("cm.yaml"),
+                                          "app/cm.yaml": configmap("settings", {"colour": "blue"})})
+    first = commit_all(repo, "blue")
+    shutil.rmtree(repo / "app")
+    commit_all(repo, "retired")
+    code, out, _ = run("render", str(repo / "app"), "--rev", first)
+    assert code == 0 and "colour: blue" in out
+    code, _, err = run("render", str(repo / "app"))
+    assert code == 2 and err.strip() == f"error: {repo / 'app'}: no such overlay directory"

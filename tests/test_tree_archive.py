@@ -10,7 +10,8 @@ from pathlib import Path
 import git
 import pytest
 
-from plinth.tree_archive import UnsafeArchiveError, extract_tree
+from plinth.tree_archive import (CommitTree, LeavesTree, TreeError, UnsafeArchiveError, WorkTree,
+                                  copy_part, extract_tree, resolve)
 
 
 def member(name: str, kind: bytes = tarfile.REGTYPE, *, linkname: str = "",
@@ -129,3 +130,50 @@ def test_a_bad_member_late_in_the_archive_stops_it_before_any_file_is_written(
             pytest.raises(UnsafeArchiveError):
         extract_tree(tar, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_of_a_commit_is_copied_with_where_its_links_lead_and_nothing_else(
+        tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    repo = git.Repo.init(work, initial_branch="main")
+    for rel, text in {"a/x.yaml": "x: 1\n", "b/y.yaml": "y: 2\n", "c/z.yaml": "z: 3\n"}.items():
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text(text)
+    (work / "a" / "shared").symlink_to("../b")
+    repo.git.add(A=True)
+    commit = repo.index.commit("tree")
+    unrelated = commit.tree["c/z.yaml"].hexsha
+    (work / ".git" / "objects" / unrelated[:2] / unrelated[2:]).unlink()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+
+    copy_part(CommitTree(commit), ["a"], dest)
+
+    assert files_under(dest) == {"a/x.yaml": b"x: 1\n", "a/shared": "../b", "b/y.yaml": b"y: 2\n"}
+
+
+LINKS_OUT = {"absolute": ({"l": "/etc"}, "l/passwd", "l: links to the absolute path '/etc'"),
+             "up": ({"d/l": "../../x"}, "d/l", "d/l: links outside the repository (to ../../x)"),
+             "chain": ({"up": "here/..", "here": "."}, "up/x",
+                       "up: links outside the repository (to here/..)"),
+             "loop": ({"a": "b", "b": "a"}, "a", "a: more than 40 links in a row (a loop)")}
+
+
+@pytest.mark.parametrize("case", sorted(LINKS_OUT))
+def test_resolving_through_a_link_out_of_the_tree_names_that_link(case: str,
+                                                                   tmp_path: Path) -> None:
+    links, path, message = LINKS_OUT[case]
+    for rel, target in links.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).symlink_to(target)
+    with pytest.raises(TreeError) as err:
+        resolve(WorkTree(tmp_path), path)
+    assert str(err.value) == message
+
+
+def test_a_path_climbing_out_by_itself_is_told_apart_from_a_link(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "in").symlink_to("..")
+    assert resolve(WorkTree(tmp_path), "d/in/d/../d") == "d"
+    with pytest.raises(LeavesTree):
+        resolve(WorkTree(tmp_path), "d/../..")

@@ -33,7 +33,7 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool,
 
 
 @click.command(name="render")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--rev", help="Render PATH as of this git revision instead of the working tree.")
 @click.option("-o", "--output-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the YAML stream here (only if it renders and validates).")
@@ -52,6 +52,8 @@ def render_command(path: Path, rev: str | None, output_file: Path | None, allow_
       plinth render gitops/apps/overlays/prod
       plinth render gitops/apps/overlays/prod --rev HEAD~1 -o /tmp/prod.yaml
     """
+    if rev is None and not path.is_dir():  # at a revision, it may be gone from the work tree
+        raise UserError(f"{path}: no such overlay directory")
     text, problems = render_checked(path, rev, allow_remote, crds)
     if problems:
         raise UserError("invalid objects:\n  " + "\n  ".join(str(p) for p in problems))
