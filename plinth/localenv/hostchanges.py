@@ -102,9 +102,12 @@ class HostChanges:
                 write_sysctl(name, value)
         existing = set(record["existing_paths"])
         for path in FIXED_PATHS:
-            if str(path) not in existing:
-                unmount_under([path])
-                shutil.rmtree(path, ignore_errors=True)
+            if str(path) in existing:
+                continue
+            if path == NETNS and _netns_names():
+                continue  # namespaces of others, made while the node ran: theirs to remove
+            unmount_under([path])
+            shutil.rmtree(path, ignore_errors=True)
         self.record_file.unlink(missing_ok=True)
 
 
