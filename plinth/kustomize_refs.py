@@ -87,7 +87,7 @@ def kustomization_file(directory: Path) -> Path | None:
     return None
 
 
-def check_yaml(text: str, name: str) -> None:
+def _check_yaml(text: str, name: str) -> None:
     """Refuse YAML that would make a parser explode: an alias inside the node it names, aliases
     adding more than MAX_ALIAS_NODES nodes, nesting beyond MAX_NESTING.
 
@@ -195,7 +195,7 @@ def _visit_dir(walk: Walk, directory: str) -> None:
     origin, real = _kustomization_in(walk, directory)
     _record(walk, real, origin)
     text = _yaml_text(walk, real)
-    check_yaml(text, real)  # always: this file is parsed here too, so its depth must be bounded
+    _check_yaml(text, real)  # always: this file is parsed here too, so its depth must be bounded
     try:
         doc = yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as err:
@@ -207,7 +207,7 @@ def _visit_dir(walk: Walk, directory: str) -> None:
                           "remote sources are disabled (enable them explicitly to allow)")
     for label, patch in _inline_patches(doc):
         if _may_alias(patch):
-            check_yaml(patch, f"{origin}: {label}")
+            _check_yaml(patch, f"{origin}: {label}")
     for key, entry in _references(doc):
         _visit_ref(walk, directory, origin, key, entry)
 
@@ -239,7 +239,7 @@ def _visit_ref(walk: Walk, directory: str, origin: str, key: str, entry: str) ->
         if key not in _DATA_FIELDS:
             text = _yaml_text(walk, real)
             if _may_alias(text):
-                check_yaml(text, real)
+                _check_yaml(text, real)
     # A missing entry is left to kustomize, whose error names it precisely.
 
 

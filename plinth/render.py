@@ -34,10 +34,16 @@ KUSTOMIZE_MEMORY_BYTES = 1 << 30
 KUSTOMIZE_SECONDS = 60
 # The child limits itself, then becomes kustomize: a preexec_fn may deadlock in a threaded
 # parent (the controller renders in worker threads), and a limit set after the start would
-# race with kustomize's first allocations. The interpreter's start costs ~15 ms.
-_LIMIT_THEN_EXEC = ("import os, resource, sys; limit = int(sys.argv[1]); "
-                    "resource.setrlimit(resource.RLIMIT_DATA, (limit, limit)); "
-                    "os.execv(sys.argv[2], sys.argv[2:])")
+# race with kustomize's first allocations. The interpreter's start costs ~15 ms. A lower hard
+# limit already in place (a container's) stays.
+_LIMIT_THEN_EXEC = """
+import os, resource, sys
+limit, hard = int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_DATA)[1]
+if hard != resource.RLIM_INFINITY:
+    limit = min(limit, hard)
+resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
 _GO_CRASH = re.compile(r"^(?:fatal error|panic): .*$", re.MULTILINE)
 _GO_STACK = re.compile(r"^goroutine \d+ ", re.MULTILINE)
 _MAX_MESSAGE_CHARS = 1000
@@ -76,13 +82,13 @@ def render(
     """
     root = (repo_root or _git_root(path)).resolve()
     rel = _relative(path, root)
-    try:
-        with _source(root, rev) as source:
+    with _source(root, rev) as source:
+        try:
             text, base = _build(source, rel, allow_remote, with_origin, target_namespace)
-    except RenderError as err:
-        if rev is None:
-            raise
-        raise RenderError(f"revision {rev!r}: {err}") from err
+        except RenderError as err:
+            if rev is None:
+                raise
+            raise RenderError(f"revision {rev!r}: {err}") from err
     objects = _parse(text, rel)
     if with_origin:
         for obj in objects:
