@@ -18,6 +18,10 @@ NAME = "plinth-controller"
 PROBE_PORT = 8080
 _KEEP = {"plinth.dev/prune": "disabled"}
 _LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "plinth"}
+# The pod holds the controller (under 512 MiB, tests/controller/test_hostile_repos.py) and the
+# kustomize it runs, bounded by plinth.render.KUSTOMIZE_MEMORY_BYTES (1 GiB): a render that
+# hits its bound is refused with a message, not the whole pod OOM-killed.
+MEMORY_LIMIT = "1536Mi"
 
 
 def _meta(name: str, namespaced: bool = True) -> dict[str, Any]:
@@ -77,7 +81,7 @@ def deployment(image: str, pull_secret: str | None) -> dict[str, Any]:
             "ports": [{"name": "http-metrics", "containerPort": PROBE_PORT}],
             "livenessProbe": probe("/healthz"), "readinessProbe": probe("/readyz"),
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                          "limits": {"memory": "512Mi"}},
+                          "limits": {"memory": MEMORY_LIMIT}},
             "securityContext": {"allowPrivilegeEscalation": False,
                                 "readOnlyRootFilesystem": True,
                                 "capabilities": {"drop": ["ALL"]}},

@@ -32,6 +32,7 @@ MAX_ALIAS_NODES = 100_000
 # nesting depth: 8,000 levels of `[` take libyaml 0.2 s, a million would take it an hour.
 # Kubernetes objects nest a few dozen levels; the deepest CRD schemas we know, about 60.
 MAX_NESTING = 200
+_DEEP_LINE = re.compile(r"^[ \t-]{%d,}" % MAX_NESTING, re.MULTILINE)  # block nesting indents
 # Files these fields name are data for generators (any bytes); every other field names YAML.
 _DATA_FIELDS = ("configMapGenerator", "secretGenerator")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -182,10 +183,12 @@ def _yaml_text(walk: Walk, real: str) -> str:
                           f"{err.start}); kustomize reads YAML as UTF-8") from None
 
 
-def _may_alias(text: str) -> bool:
-    """Without both an anchor (&) and an alias (*) sign, YAML holds no alias: most files skip
-    the event scan."""
-    return "&" in text and "*" in text
+def _needs_scan(text: str) -> bool:
+    """Whether YAML may hold an alias (both an anchor and an alias sign) or nest MAX_NESTING
+    deep (as many brackets, or a line indented that far): most files skip the event scan."""
+    return ("&" in text and "*" in text) or \
+        text.count("[") + text.count("{") >= MAX_NESTING or \
+        _DEEP_LINE.search(text) is not None
 
 
 def _visit_dir(walk: Walk, directory: str) -> None:
@@ -206,7 +209,7 @@ def _visit_dir(walk: Walk, directory: str) -> None:
         raise SourceError(f"{origin}: helmCharts pull charts from the network; "
                           "remote sources are disabled (enable them explicitly to allow)")
     for label, patch in _inline_patches(doc):
-        if _may_alias(patch):
+        if _needs_scan(patch):
             _check_yaml(patch, f"{origin}: {label}")
     for key, entry in _references(doc):
         _visit_ref(walk, directory, origin, key, entry)
@@ -238,7 +241,7 @@ def _visit_ref(walk: Walk, directory: str, origin: str, key: str, entry: str) ->
         _record(walk, real, origin)
         if key not in _DATA_FIELDS:
             text = _yaml_text(walk, real)
-            if _may_alias(text):
+            if _needs_scan(text):
                 _check_yaml(text, real)
     # A missing entry is left to kustomize, whose error names it precisely.
 

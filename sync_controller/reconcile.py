@@ -173,14 +173,19 @@ class KustomizationReconciler:
             result = await applier.run(objects)
         except ApplyError as err:
             if err.args[0].startswith("validation"):
+                # nothing was applied (or it was removed again): the record was premature
+                status["inventory"] = inventory.to_status(previous)
                 raise Stalling("ValidationFailed", str(err)) from None
             raise ReconcileError("ReconciliationFailed", str(err)) from None
         except KubeError as err:
             raise ReconcileError("ReconciliationFailed", str(err)) from None
         pruned = PruneResult()
         if spec.prune:
-            pruned = await prune(acting, inventory.stale(previous, result.applied),
-                                 (ref.namespace, ref.name))
+            try:
+                pruned = await prune(acting, inventory.stale(previous, result.applied),
+                                     (ref.namespace, ref.name))
+            except KubeError as err:
+                raise ReconcileError("PruneFailed", f"prune: {err}") from None
         status["inventory"] = inventory.to_status(result.applied)
         return result, pruned
 

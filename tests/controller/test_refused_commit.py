@@ -4,6 +4,7 @@ need (those can only be dry-run once they exist, so the attempt creates them and
 again)."""
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from tests.controller.harness import Scenario
@@ -63,12 +64,12 @@ def test_a_new_crd_of_a_refused_commit_is_not_left_behind(scenario: Scenario) ->
     assert scenario.resource_versions() == before
 
 
-def test_a_refused_commit_records_namespaced_objects_with_their_namespace(
-        scenario: Scenario) -> None:
-    """The inventory is written before applying (so a crash mid-apply leaves nothing unknown
-    to prune): an object without a namespace is recorded in the one it will get."""
+def test_a_refused_commit_keeps_the_inventory_it_had(scenario: Scenario) -> None:
+    """Nothing of a refused commit was applied, so nothing of it is recorded to prune later
+    (a tenant's service account may not even be allowed to look at it)."""
     ns = scenario.namespace
     _good(scenario)
+    entries = scenario.status("app")["inventory"]["entries"]
     _refused(scenario, {
         "app/kustomization.yaml": kustomization("a.yaml", "b.yaml", "bad.yaml"),
         "app/b.yaml": configmap("b", {"v": "1"}, namespace=None),
@@ -76,6 +77,28 @@ def test_a_refused_commit_records_namespaced_objects_with_their_namespace(
                          "metadata": {"name": "web", "namespace": ns},
                          "spec": {"ports": [{"port": "eighty"}]}},
     })
+    assert scenario.status("app")["inventory"]["entries"] == entries
+
+
+def _service(name: str, cluster_ip: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"clusterIP": cluster_ip, "ports": [{"port": 80}]}}
+
+
+def test_a_failed_apply_records_namespaced_objects_with_their_namespace(
+        scenario: Scenario) -> None:
+    """The inventory is written before applying, so a crash or failure mid-apply leaves
+    nothing unknown to prune: an object without a namespace is recorded in the one it gets."""
+    ns = scenario.namespace
+    _good(scenario)
+    # Each Service passes its dry-run alone; applied, the second finds the address taken.
+    address = f"10.96.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 2}"
+    _refused(scenario, {
+        "app/kustomization.yaml": kustomization("a.yaml", "b.yaml", "one.yaml", "two.yaml"),
+        "app/b.yaml": configmap("b", {"v": "1"}, namespace=None),
+        "app/one.yaml": _service("one", address),
+        "app/two.yaml": _service("two", address),
+    }, reason="ReconciliationFailed")
     ids = {e["id"] for e in scenario.status("app")["inventory"]["entries"]}
-    assert f"{ns}_b__ConfigMap" in ids, ids
-    assert "_b__ConfigMap" not in ids
+    assert {f"{ns}_b__ConfigMap", f"{ns}_one__Service", f"{ns}_two__Service"} <= ids, ids
+    assert not {"_b__ConfigMap", "_one__Service", "_two__Service"} & ids, ids
