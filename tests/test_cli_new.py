@@ -4,9 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import git
+import pytest
 from click.testing import CliRunner
 
 from plinth.cli import cli
+from plinth.schemas import CRDsNotInstalled
 
 BASE = ["--cluster", "local", "--env", "dev", "--env", "prod",
         "--app", "web=ghcr.io/acme/web:1.2.3"]
@@ -67,4 +69,16 @@ def test_bad_variable_names_the_key(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["new", str(tmp_path / "g"), "--cluster", "Bad_Name"])
     assert result.exit_code == 2
     assert "cluster='Bad_Name'" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "g").exists()
+
+
+def test_an_install_without_the_crds_is_a_clear_error(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken install (no package data) is said as such, exit 2, and writes nothing."""
+    def missing() -> list[object]:
+        raise CRDsNotInstalled("no Plinth CRDs in /nowhere: is plinth installed without its "
+                               "package data (sync_controller/crds/*.yaml)?")
+    monkeypatch.setattr("plinth.schemas.plinth_crd_files", missing)
+    code, _, err = new(tmp_path / "g")
+    assert code == 2 and "no Plinth CRDs" in err and "Traceback" not in err
     assert not (tmp_path / "g").exists()

@@ -37,7 +37,7 @@ def _rule(policy: dict[str, Any]) -> str:
     for kind, settings in policy.items():
         settings = settings or {}
         detail = settings.get("range") or settings.get("order") or "asc"
-        return f"{kind} {detail}" + (" +pre" if settings.get("prereleases") else "")
+        return f"{kind} {detail}"
     return ""
 
 

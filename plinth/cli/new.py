@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from plinth.cli.output import UserError, console
 from plinth.repospec import AppSpec, EnvironmentSpec, RepoSpec
+from plinth.schemas import CRDsNotInstalled
 from plinth.scaffold import MANIFEST, Plan, ScaffoldError, plan, render_template, write
 
 
@@ -74,7 +75,7 @@ def new(directory: Path, cluster: str, envs: tuple[str, ...], cluster_env: str |
                 f"overwrite them: {', '.join(result.conflicts)}"
             )
         write(directory, files, force=force)
-    except ScaffoldError as err:
+    except (ScaffoldError, CRDsNotInstalled) as err:
         raise UserError(str(err)) from err
     sha = _commit(directory, result)
     if sha:

@@ -9,7 +9,7 @@ from rich.markup import escape
 from plinth.cli.output import UserError, console, echo_raw, write_atomically
 from plinth.kustomize_refs import kustomization_file
 from plinth.render import RenderError, render
-from plinth.schemas import Problem, load_crds, validate_objects
+from plinth.schemas import CRDsNotInstalled, Problem, load_crds, validate_objects
 
 allow_remote_option = click.option(
     "--allow-remote", is_flag=True,
@@ -27,9 +27,10 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool,
     try:
         traced = render(path, rev=rev, allow_remote=allow_remote, with_origin=True)
         plain = render(path, rev=rev, allow_remote=allow_remote)
-    except RenderError as err:
+        known = load_crds(crds)
+    except (RenderError, CRDsNotInstalled) as err:
         raise UserError(str(err)) from err
-    return plain.text, validate_objects(traced.objects, traced.path, load_crds(crds))
+    return plain.text, validate_objects(traced.objects, traced.path, known)
 
 
 @click.command(name="render")
