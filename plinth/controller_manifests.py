@@ -16,6 +16,7 @@ from plinth.schemas import load_crds
 NAMESPACE = "plinth-system"
 NAME = "plinth-controller"
 PROBE_PORT = 8080
+RECEIVER_PORT = 9292  # webhook receivers: the forge posts pushes here
 _KEEP = {"plinth.dev/prune": "disabled"}
 _LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "plinth"}
 # The pod holds the controller (under 512 MiB, tests/controller/test_hostile_repos.py) and the
@@ -56,7 +57,8 @@ def manifests(image: str, pull_secret: str | None = None,
         {"apiVersion": "v1", "kind": "Service", "metadata": _meta(NAME),
          "spec": {"selector": {"app.kubernetes.io/name": NAME},
                   "ports": [{"name": "http-metrics", "port": PROBE_PORT,
-                             "targetPort": "http-metrics"}]}},
+                             "targetPort": "http-metrics"},
+                            {"name": "http-webhook", "port": 80, "targetPort": "http-webhook"}]}},
     ]
 
 
@@ -77,8 +79,9 @@ def deployment(image: str, pull_secret: str | None) -> dict[str, Any]:
                             "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [{
             "name": "controller", "image": image,
-            "args": [f"--probe-port={PROBE_PORT}"],
-            "ports": [{"name": "http-metrics", "containerPort": PROBE_PORT}],
+            "args": [f"--probe-port={PROBE_PORT}", f"--receiver-port={RECEIVER_PORT}"],
+            "ports": [{"name": "http-metrics", "containerPort": PROBE_PORT},
+                      {"name": "http-webhook", "containerPort": RECEIVER_PORT}],
             "livenessProbe": probe("/healthz"), "readinessProbe": probe("/readyz"),
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                           "limits": {"memory": MEMORY_LIMIT}},

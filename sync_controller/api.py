@@ -157,10 +157,18 @@ class ImageUpdateAutomationSpec(Spec):
     interval: Duration = Field(default="1m", validate_default=True)
 
 
+class ReceiverSpec(Spec):
+    type: Literal["github", "gitea", "generic", "generic-hmac"]
+    events: list[str] = []
+    secret_ref: LocalRef
+    resources: list[SourceRef] = Field(min_length=1)
+    interval: Duration = Field(default="10m", validate_default=True)
+
+
 SPECS: dict[str, type[Spec]] = {
     "GitRepository": GitRepositorySpec, "Kustomization": KustomizationSpec,
     "ImageRepository": ImageRepositorySpec, "ImagePolicy": ImagePolicySpec,
-    "ImageUpdateAutomation": ImageUpdateAutomationSpec,
+    "ImageUpdateAutomation": ImageUpdateAutomationSpec, "Receiver": ReceiverSpec,
 }
 
 

@@ -26,6 +26,8 @@ def controller() -> None:
 @click.option("--probe-address", default="0.0.0.0", show_default=True)
 @click.option("--probe-port", type=int, default=8080, show_default=True,
               help="Port for /metrics, /healthz and /readyz.")
+@click.option("--receiver-port", type=int, default=9292, show_default=True,
+              help="Port for webhook receivers (POST /hook/<digest>).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--default-service-account", metavar="NAME",
@@ -33,7 +35,7 @@ def controller() -> None:
                    "account of their namespace (multi-tenancy lockdown); default: the "
                    "controller's own rights.")
 def run(kubeconfig: str | None, namespaces: tuple[str, ...], cache_dir: Path,
-        probe_address: str, probe_port: int, log_level: str,
+        probe_address: str, probe_port: int, receiver_port: int, log_level: str,
         default_service_account: str | None) -> None:
     """Reconcile GitRepository and Kustomization objects until stopped (SIGTERM / Ctrl-C).
 
@@ -45,5 +47,5 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], cache_dir: Path,
     """
     logs.configure(log_level)
     options = Options(kubeconfig, list(namespaces), cache_dir, probe_address, probe_port,
-                      default_service_account)
+                      default_service_account, receiver_port)
     asyncio.run(Controller(options).run())

@@ -30,10 +30,11 @@ from sync_controller.metrics import Metrics, ProbeServer
 from sync_controller.prune import prune, wait_gone
 from sync_controller.readiness import Readiness
 from sync_controller.api import (GitRepositorySpec, ImagePolicySpec, ImageRepositorySpec,
-                                 ImageUpdateAutomationSpec, KustomizationSpec, Spec,
+                                 ImageUpdateAutomationSpec, KustomizationSpec, ReceiverSpec, Spec,
                                  default_retry, spec_of)
 from sync_controller.outcome import (Result, Stalling, Waiting, failure_of, write_failure,
                                      write_success)
+from sync_controller.receiver import ReceiverReconciler, ReceiverServer
 from sync_controller.reconcile import KustomizationReconciler
 from sync_controller.sources import Sources
 
@@ -47,7 +48,7 @@ Key = tuple[str, str, str]  # kind, namespace, name
 SUSPENDED_RECHECK = 60.0  # a resume is a spec change and wakes the loop at once anyway
 PLURALS = {"gitrepositories": "GitRepository", "kustomizations": "Kustomization",
            "imagerepositories": "ImageRepository", "imagepolicies": "ImagePolicy",
-           "imageupdateautomations": "ImageUpdateAutomation"}
+           "imageupdateautomations": "ImageUpdateAutomation", "receivers": "Receiver"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Options:
     probe_address: str
     probe_port: int
     default_service_account: str | None = None
+    receiver_port: int = 9292
 
 
 @dataclass
@@ -143,11 +145,16 @@ class Controller:
         self.repositories = GitRepositoryReconciler(sources)
         self.reflector = ImageReflector(self.cluster)
         self.automation = ImageAutomation(self.cluster, sources)
+        self.receivers = ReceiverReconciler(self.cluster)
+        hooks = ReceiverServer(self.receivers, self.cluster, self._fetch_now,
+                               self.options.probe_address, self.options.receiver_port)
+        await hooks.start()
         try:
             await kopf.operator(registry=self.registry, standalone=True, ready_flag=started,
                                 clusterwide=not self.options.namespaces,
                                 namespaces=self.options.namespaces)
         finally:
+            await hooks.stop()
             await self.reflector.close()
 
     def _register(self) -> None:
@@ -234,7 +241,13 @@ class Controller:
             return SUSPENDED_RECHECK
         return await self._once(obj, key)
 
+    def _fetch_now(self, namespace: str, name: str) -> None:
+        """A verified webhook: the GitRepository reconciles now, not at its interval."""
+        self.wiring.waker(("GitRepository", namespace, name)).set()
+
     def _gone(self, key: Key) -> None:
+        if key[0] == "Receiver":
+            self.receivers.forget(key[1], key[2])
         self.wiring.forget(key)
         if key[0] == "ImageRepository":  # its policies must stop choosing from its tags
             self.reflector.forget(key[1], key[2])
@@ -300,6 +313,8 @@ class Controller:
             return await self.reflector.scan(obj, spec, status)
         if isinstance(spec, ImagePolicySpec):
             return await self.reflector.choose(obj, spec, status)
+        if isinstance(spec, ReceiverSpec):
+            return await self.receivers.reconcile(obj, spec, status)
         assert isinstance(spec, ImageUpdateAutomationSpec)
         return await self.automation.run(obj, spec, status)
 

@@ -33,6 +33,7 @@ class ControllerProcess:
         self.kubeconfig, self.workdir, self.namespaces = kubeconfig, workdir, namespaces
         self.extra_args = extra_args
         self.port = free_port()
+        self.receiver_port = free_port()
         self.log = workdir / "controller.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -50,6 +51,7 @@ class ControllerProcess:
         argv = [sys.executable, "-m", "sync_controller", "run", "--kubeconfig",
                 str(self.kubeconfig), "--cache-dir", str(self.workdir / "cache"),
                 "--probe-address", "127.0.0.1", "--probe-port", str(self.port),
+                "--receiver-port", str(self.receiver_port),
                 "--log-level", "debug"]
         for namespace in self.namespaces:
             argv += ["--namespace", namespace]
