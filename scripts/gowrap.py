@@ -4,12 +4,16 @@
 `go install pkg@version` refuses modules with replace directives (pulumi, etcd, kubernetes all
 have them). A wrapper module of ours requires the tool's module, turns every local replace of a
 sibling module into a replace by the published sibling at a pinned version, and repeats the
-non-local replaces. Maintainers run this to (re)pin a tool; `scripts/setup` only builds from the
-committed go.mod/go.sum, so the module hashes stay pinned even without the checksum database.
+non-local replaces and the `godebug` lines (both act only in the main module, so a tool built
+through a wrapper would otherwise lose them: Gitea needs `x509negativeserial=1`). Maintainers
+run this to (re)pin a tool; `scripts/setup` only builds from the committed go.mod/go.sum, so the
+module hashes stay pinned even without the checksum database.
 
     python3 scripts/gowrap.py scripts/toolchain/etcd go.etcd.io/etcd/server/v3@v3.5.24 \
         --sibling go.etcd.io/etcd/client/v2=v2.305.24 --sibling go.etcd.io/etcd/=v3.5.24 \
         --main go.etcd.io/etcd/server/v3
+    python3 scripts/gowrap.py scripts/toolchain/gitea code.gitea.io/gitea@v1.26.0 \
+        --main code.gitea.io/gitea --tags sqlite,sqlite_unlock_notify --go 1.26.2
 """
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ def main() -> None:
     parser.add_argument("--require", action="append", default=[], help="extra module@version")
     parser.add_argument("--main", action="append", required=True, help="main package(s) to build")
     parser.add_argument("--go", default="1.24", help="go directive of the wrapper")
+    parser.add_argument("--tags", default="",
+                        help="build tags, as in toolchain.toml: go.sum must pin what they import")
     args = parser.parse_args()
 
     env = {**os.environ, "GOFLAGS": "-mod=mod", "GOSUMDB": "off", "GOTOOLCHAIN": "local"}
@@ -66,9 +72,13 @@ def main() -> None:
             edits.append(f"-replace={old['Path']}={old['Path']}@{pinned}")
         else:
             edits.append(f"-replace={old_spec}={new['Path']}@{new['Version']}")
+    for godebug in upstream.get("GoDebug") or []:
+        edits.append(f"-godebug={godebug['Key']}={godebug['Value']}")
     go("mod", "edit", *edits, cwd=args.dir, env=env)
     for main_pkg in args.main:
-        go("build", "-o", os.devnull, main_pkg, cwd=args.dir, env=env)
+        # -trimpath as scripts/setup builds: the compiled packages land in the build cache for it
+        go("build", "-trimpath", "-tags", args.tags, "-o", os.devnull, main_pkg, cwd=args.dir,
+           env=env)
     print(f"gowrap: wrote {args.dir}/go.mod and go.sum for {module} {version}")
 
 

@@ -58,16 +58,17 @@ def digest(*parts: str | bytes) -> str:
     return h.hexdigest()[:12]
 
 
-def cached(key: str, names: list[str], build: Callable[[Path], None],
+def cached(key: str, paths: list[str], build: Callable[[Path], None],
            subdir: str = "bin") -> Path:
     """Return the cache dir for `key`, building into a temp dir and renaming it into place.
 
-    `names` must exist under `subdir` of a finished build. The rename makes a half-finished
-    build invisible, so an interrupted setup just rebuilds.
+    `build` fills `subdir` of the staging dir (and may write beside it); `paths` (relative to
+    the cache dir) must exist in a finished build. The rename makes a half-finished build
+    invisible, so an interrupted setup just rebuilds.
     """
-    assert names, "a cache entry is known by the files it must hold"
+    assert paths, "a cache entry is known by the files it must hold"
     target = CACHE / key
-    if all((target / subdir / name).exists() for name in names):
+    if all((target / path).exists() for path in paths):
         log(f"{key}: cached")
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -102,6 +103,8 @@ def go_tool(name: str, spec: dict) -> None:
     packages: dict[str, str] = spec["packages"]
     ldflags = " ".join(spec.get("ldflags", []))
     files: dict[str, str] = spec.get("module_files", {})
+    dirs: dict[str, str] = spec.get("module_dirs", {})
+    tags = ",".join(spec.get("tags", []))
     existing = spec.get("use_existing")
     if existing and _usable_on_path(existing, spec["version"]):
         return
@@ -110,6 +113,7 @@ def go_tool(name: str, spec: dict) -> None:
     key = f"{name}-{spec['version']}-" + digest(
         (wrapper / "go.mod").read_bytes(), go_sum.read_bytes() if go_sum.exists() else b"",
         ldflags, json.dumps(packages, sort_keys=True), json.dumps(files, sort_keys=True),
+        json.dumps(dirs, sort_keys=True) if dirs else "", tags,
         # a wrapper with sources of its own (images/pause) is rebuilt when they change
         *(path.read_bytes() for path in sorted(wrapper.glob("*.go"))),
         json.dumps(env, sort_keys=True) if env else "",
@@ -120,18 +124,31 @@ def go_tool(name: str, spec: dict) -> None:
             workdir = _source_copy(spec, wrapper, Path(tmp)) if "source" in spec else wrapper
             for binary, package in packages.items():
                 log(f"{name}: go build {package} (first build takes minutes)")
-                run("go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(bin_dir / binary),
-                    package, cwd=workdir, env={**GO_ENV, **env})
+                run("go", "build", "-trimpath", "-tags", tags, "-ldflags", ldflags,
+                    "-o", str(bin_dir / binary), package, cwd=workdir, env={**GO_ENV, **env})
         for filename, source in files.items():
-            module, path = source.split(":")
-            info = json.loads(run("go", "mod", "download", "-json", module, env=GO_ENV))
             dest = bin_dir / filename
-            shutil.copyfile(Path(info["Dir"]) / path, dest)
+            shutil.copyfile(_module_path(source), dest)
             dest.chmod(0o755)
+        for dirname, source in dirs.items():
+            # data the tool reads at run time (Gitea's STATIC_ROOT_PATH), writable like a build
+            dest = bin_dir.parent / "static" / dirname
+            shutil.copytree(_module_path(source), dest, copy_function=shutil.copyfile)
+            for path in [dest, *dest.rglob("*")]:
+                if path.is_dir():
+                    path.chmod(0o755)
 
-    target = cached(key, [*packages, *files], build)
+    target = cached(key, [*(f"bin/{name}" for name in [*packages, *files]),
+                          *(f"static/{name}" for name in dirs)], build)
     for binary in [*packages, *files]:
         link(target / "bin" / binary, binary)
+
+
+def _module_path(source: str) -> Path:
+    """`module@version:path` -> that path inside the downloaded module."""
+    module, path = source.split(":")
+    info = json.loads(run("go", "mod", "download", "-json", module, env=GO_ENV))
+    return Path(info["Dir"]) / path
 
 
 def _source_copy(spec: dict, pins: Path, tmp: Path) -> Path:
@@ -190,7 +207,7 @@ def pypi_binaries(name: str, spec: dict) -> None:
                         shutil.copyfileobj(src, out)
                     dest.chmod(0o755)
 
-    target = cached(key, list(binaries), build)
+    target = cached(key, [f"bin/{binary}" for binary in binaries], build)
     for binary in binaries:
         link(target / "bin" / binary, binary)
 
@@ -247,7 +264,7 @@ def rootfs(name: str, spec: dict) -> None:
                        "-f", "${Package}=${Version}\n")
         (tree.parent / "packages.txt").write_text("".join(sorted(packages.splitlines(True))))
 
-    target = cached(key, ["usr/bin/python3"], build, subdir="rootfs")
+    target = cached(key, ["rootfs/usr/bin/python3"], build, subdir="rootfs")
     link_dir = ROOT / ".tools" / "rootfs"
     link_dir.mkdir(parents=True, exist_ok=True)
     dest = link_dir / name
