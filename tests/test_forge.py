@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from plinth.forge import ForgeClient, ForgeError, RepoRef, StatusState
+from plinth.forge import ForgeClient, ForgeError, RepoRef, StatusState, forge_kind
 from plinth.forge import signature
 from plinth.forge.transport import Transport
 from plinth.git_auth import Credentials
@@ -418,6 +418,12 @@ def test_github_branches_hooks_and_protection_take_githubs_shapes(github: ForgeC
         "name": "web", "active": True, "events": ["push"],
         "config": {"url": "https://r/hook", "content_type": "json", "secret": "s3cret",
                    "insecure_ssl": "0"}}
+    recorder.answer("GET", "/repos/acme/gitops/hooks",
+                    (200, [{"id": 1, "config": {"url": "https://r/hook"}, "events": ["push"]}]))
+    recorder.answer("PATCH", "/repos/acme/gitops/hooks/1",
+                    (200, {"id": 1, "config": {"url": "https://r/hook"}, "events": ["push"]}))
+    assert github.ensure_webhook(GH, "https://r/hook", "new").id == 1  # edited in place
+    assert recorder.sent("PATCH", "/repos/acme/gitops/hooks/1")["config"]["secret"] == "new"
     protection = github.protect_branch(GH, "main", ["plinth/ci"])
     assert protection.required_contexts == ("plinth/ci",)
     assert recorder.sent("PUT", "/repos/acme/gitops/branches/main/protection") == {
@@ -439,6 +445,12 @@ def test_github_errors_carry_its_message_and_details(github: ForgeClient,
     assert str(failed.value) == ("github POST /repos/acme/gitops/pulls answered 422: "
                                  "Validation Failed (A pull request already exists for "
                                  "acme:promote.)")
+
+
+def test_a_kind_from_untyped_input_is_checked() -> None:
+    assert forge_kind("github") == "github"
+    with pytest.raises(ValueError, match="gitlab"):
+        forge_kind("gitlab")
 
 
 def test_transient_answers_are_polled_within_a_bound(recorder: Recorder) -> None:

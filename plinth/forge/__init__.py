@@ -14,10 +14,10 @@ from plinth.forge.models import (
     StatusState,
     Webhook,
 )
-from plinth.forge.transport import ForgeError, ForgeKind
+from plinth.forge.transport import ForgeError, ForgeKind, forge_kind
 
 __all__ = [
     "Branch", "BranchProtection", "CombinedStatus", "Comment", "CommitStatus", "ForgeClient",
     "ForgeError", "ForgeKind", "MergeMethod", "Organization", "PullRequest", "RepoRef",
-    "Repository", "StatusState", "Webhook",
+    "Repository", "StatusState", "Webhook", "forge_kind",
 ]

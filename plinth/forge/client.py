@@ -32,7 +32,14 @@ from plinth.forge.models import (
     StatusState,
     Webhook,
 )
-from plinth.forge.transport import JSON, ForgeError, ForgeKind, Transport, never_transient
+from plinth.forge.transport import (
+    JSON,
+    ForgeError,
+    ForgeKind,
+    Transport,
+    forge_kind,
+    never_transient,
+)
 
 GITHUB_API = "https://api.github.com"
 DESCRIPTION_LIMIT = 140  # GitHub refuses longer commit status descriptions
@@ -58,8 +65,7 @@ class ForgeClient:
 
     def __init__(self, kind: ForgeKind, url: str, token: str, *, timeout: float = 10.0,
                  settle_timeout: float = 20.0) -> None:
-        if kind not in ("gitea", "github"):
-            raise ValueError(f"forge kind must be gitea or github, not {kind!r}")
+        kind = forge_kind(kind)  # a kind from untyped input fails here, not at the first call
         api_url = url.rstrip("/") + ("/api/v1" if kind == "gitea" else "")
         self.kind: ForgeKind = kind
         self._api = Transport(kind, api_url, token, timeout, settle_timeout)

@@ -20,6 +20,15 @@ JSON = Any  # what json.loads returns; models.py turns it into typed objects at 
 Query = Mapping[str, str | int]
 
 
+def forge_kind(value: str) -> ForgeKind:
+    """A kind read from config or a custom resource, checked: `gitea` or `github`."""
+    if value == "gitea":
+        return "gitea"
+    if value == "github":
+        return "github"
+    raise ValueError(f"forge kind must be gitea or github, not {value!r}")
+
+
 class ForgeError(Exception):
     """A forge call failed: which call, the HTTP status (None: no answer) and the forge's words."""
 
