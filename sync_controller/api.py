@@ -165,10 +165,35 @@ class ReceiverSpec(Spec):
     interval: Duration = Field(default="10m", validate_default=True)
 
 
+class ProviderSpec(Spec):
+    type: Literal["github", "gitea", "generic"]
+    address: str
+    secret_ref: LocalRef | None = None
+    timeout: Duration = Field(default="15s", validate_default=True)
+    interval: Duration = Field(default="10m", validate_default=True)
+
+
+class EventSource(CrossRef):
+    kind: Literal["GitRepository", "Kustomization", "ImageRepository", "ImagePolicy",
+                  "ImageUpdateAutomation"]
+
+    def matches(self, kind: str, namespace: str, name: str, own_namespace: str) -> bool:
+        return kind == self.kind and namespace == (self.namespace or own_namespace) and \
+            self.name in ("*", name)
+
+
+class AlertSpec(Spec):
+    provider_ref: LocalRef
+    event_sources: list[EventSource] = Field(min_length=1)
+    event_severity: Literal["info", "error"] = "info"
+    interval: Duration = Field(default="10m", validate_default=True)
+
+
 SPECS: dict[str, type[Spec]] = {
     "GitRepository": GitRepositorySpec, "Kustomization": KustomizationSpec,
     "ImageRepository": ImageRepositorySpec, "ImagePolicy": ImagePolicySpec,
     "ImageUpdateAutomation": ImageUpdateAutomationSpec, "Receiver": ReceiverSpec,
+    "Provider": ProviderSpec, "Alert": AlertSpec,
 }
 
 

@@ -26,6 +26,8 @@ def controller() -> None:
 @click.option("--probe-address", default="0.0.0.0", show_default=True)
 @click.option("--probe-port", type=int, default=8080, show_default=True,
               help="Port for /metrics, /healthz and /readyz.")
+@click.option("--cluster-name", default="default", show_default=True,
+              help="This cluster's name in commit status contexts (plinth/<cluster>/<name>).")
 @click.option("--receiver-port", type=int, default=9292, show_default=True,
               help="Port for webhook receivers (POST /hook/<digest>).")
 @click.option("--log-level", default="info", show_default=True,
@@ -35,8 +37,8 @@ def controller() -> None:
                    "account of their namespace (multi-tenancy lockdown); default: the "
                    "controller's own rights.")
 def run(kubeconfig: str | None, namespaces: tuple[str, ...], cache_dir: Path,
-        probe_address: str, probe_port: int, receiver_port: int, log_level: str,
-        default_service_account: str | None) -> None:
+        probe_address: str, probe_port: int, cluster_name: str, receiver_port: int,
+        log_level: str, default_service_account: str | None) -> None:
     """Reconcile GitRepository and Kustomization objects until stopped (SIGTERM / Ctrl-C).
 
     \b
@@ -47,5 +49,5 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], cache_dir: Path,
     """
     logs.configure(log_level)
     options = Options(kubeconfig, list(namespaces), cache_dir, probe_address, probe_port,
-                      default_service_account, receiver_port)
+                      default_service_account, receiver_port, cluster_name)
     asyncio.run(Controller(options).run())

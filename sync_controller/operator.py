@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import aiohttp
 import kopf
+from plinth.forge import StatusState
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -29,11 +30,13 @@ from sync_controller.kube import Cluster, api_client
 from sync_controller.metrics import Metrics, ProbeServer
 from sync_controller.prune import prune, wait_gone
 from sync_controller.readiness import Readiness
-from sync_controller.api import (GitRepositorySpec, ImagePolicySpec, ImageRepositorySpec,
-                                 ImageUpdateAutomationSpec, KustomizationSpec, ReceiverSpec, Spec,
+from sync_controller.api import (AlertSpec, GitRepositorySpec, ImagePolicySpec,
+                                 ImageRepositorySpec, ImageUpdateAutomationSpec,
+                                 KustomizationSpec, ProviderSpec, ReceiverSpec, Spec,
                                  default_retry, spec_of)
-from sync_controller.outcome import (Result, Stalling, Waiting, failure_of, write_failure,
-                                     write_success)
+from sync_controller.outcome import (UNEXPECTED, Result, Stalling, Waiting, failure_of,
+                                     write_failure, write_success)
+from sync_controller.notify import AlertReconciler, Notice, Notifier, ProviderReconciler
 from sync_controller.receiver import ReceiverReconciler, ReceiverServer
 from sync_controller.reconcile import KustomizationReconciler
 from sync_controller.sources import Sources
@@ -48,7 +51,8 @@ Key = tuple[str, str, str]  # kind, namespace, name
 SUSPENDED_RECHECK = 60.0  # a resume is a spec change and wakes the loop at once anyway
 PLURALS = {"gitrepositories": "GitRepository", "kustomizations": "Kustomization",
            "imagerepositories": "ImageRepository", "imagepolicies": "ImagePolicy",
-           "imageupdateautomations": "ImageUpdateAutomation", "receivers": "Receiver"}
+           "imageupdateautomations": "ImageUpdateAutomation", "receivers": "Receiver",
+           "providers": "Provider", "alerts": "Alert"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Options:
     probe_port: int
     default_service_account: str | None = None
     receiver_port: int = 9292
+    cluster_name: str = "default"  # in commit status contexts: plinth/<cluster>/<name>
 
 
 @dataclass
@@ -91,6 +96,16 @@ class _Wiring:
     def forget(self, key: Key) -> None:
         self.wakers.pop(key, None)
         self.generations.pop(key, None)
+
+
+def _revision_of(kind: str, status: dict[str, Any], reason: str) -> str | None:
+    """The revision an outcome is about; none when the source failed (the revision it could
+    not fetch is unknown, and the one applied before is not what failed)."""
+    if reason == "ArtifactFailed":
+        return None
+    if kind == "Kustomization":
+        return status.get("lastAttemptedRevision")
+    return (status.get("artifact") or {}).get("revision")
 
 
 class Controller:
@@ -140,12 +155,16 @@ class Controller:
 
     async def _operate(self, started: asyncio.Event) -> None:
         sources = Sources(self.cluster, self.options.cache_dir / "sources")
+        self.notifier = Notifier(self.cluster, self.options.cluster_name)
         self.kustomizations = KustomizationReconciler(self.cluster, sources,
-                                                      self.options.default_service_account)
+                                                      self.options.default_service_account,
+                                                      self.notifier.emit)
         self.repositories = GitRepositoryReconciler(sources)
         self.reflector = ImageReflector(self.cluster)
         self.automation = ImageAutomation(self.cluster, sources)
         self.receivers = ReceiverReconciler(self.cluster)
+        self.providers = ProviderReconciler(self.cluster)
+        self.alerts = AlertReconciler(self.cluster)
         hooks = ReceiverServer(self.receivers, self.cluster, self._fetch_now,
                                self.options.probe_address, self.options.receiver_port)
         await hooks.start()
@@ -155,6 +174,7 @@ class Controller:
                                 namespaces=self.options.namespaces)
         finally:
             await hooks.stop()
+            await self.notifier.close()
             await self.reflector.close()
 
     def _register(self) -> None:
@@ -295,6 +315,11 @@ class Controller:
                                       (status.get("artifact") or {}).get("revision"),
                                       "detail": message})
         self._event(obj, key, "Normal" if normal else "Warning", reason, message, changed)
+        if ready or not normal:  # a wait says nothing yet
+            self.notifier.emit(Notice(
+                kind, key[1], key[2], StatusState.SUCCESS if ready else StatusState.ERROR
+                if reason == UNEXPECTED else StatusState.FAILURE, reason, message,
+                _revision_of(kind, status, reason)))
         if changed or ready != was_ready:
             self.wiring.wake(self.wiring.readers.get(key, set()))
             if kind == "ImagePolicy":
@@ -315,6 +340,10 @@ class Controller:
             return await self.reflector.choose(obj, spec, status)
         if isinstance(spec, ReceiverSpec):
             return await self.receivers.reconcile(obj, spec, status)
+        if isinstance(spec, ProviderSpec):
+            return await self.providers.reconcile(obj, spec, status)
+        if isinstance(spec, AlertSpec):
+            return await self.alerts.reconcile(obj, spec, status)
         assert isinstance(spec, ImageUpdateAutomationSpec)
         return await self.automation.run(obj, spec, status)
 

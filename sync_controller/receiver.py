@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from plinth.forge.signature import verify
 from sync_controller.api import GitRepositorySpec, ReceiverSpec, spec_of
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
@@ -36,31 +36,24 @@ def webhook_path(token: str, namespace: str, name: str) -> str:
     return "/hook/" + hashlib.sha256(f"{token}{name}{namespace}".encode()).hexdigest()
 
 
-def _signature_ok(header: str | None, token: bytes, body: bytes) -> bool:
-    if not header or not header.startswith("sha256="):
-        return False
-    expected = hmac.new(token, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header.removeprefix("sha256="), expected)
-
-
 @dataclass(frozen=True)
 class Endpoint:
     namespace: str
     name: str
     spec: ReceiverSpec
-    token: bytes
+    token: str
 
     def refusal(self, headers: Any, body: bytes) -> tuple[int, str] | None:
         """(status, reason) when the request must do nothing; None when it is genuine and
         wanted."""
         if self.spec.type in ("github", "gitea"):
-            if not _signature_ok(headers.get("X-Hub-Signature-256"), self.token, body):
+            if not verify(self.token, body, headers.get("X-Hub-Signature-256")):
                 return 401, "bad or missing X-Hub-Signature-256"
             event = next((headers[h] for h in EVENT_HEADERS if h in headers), None)
             if event not in (self.spec.events or ["push"]):
                 return 202, f"event {event!r} ignored"
         elif self.spec.type == "generic-hmac":
-            if not _signature_ok(headers.get("X-Signature"), self.token, body):
+            if not verify(self.token, body, headers.get("X-Signature")):
                 return 401, "bad or missing X-Signature"
         return None
 
@@ -84,7 +77,7 @@ class ReceiverReconciler:
                                            "(spec.secretRef) not found or has no token key")
         token = base64.b64decode(encoded).decode()
         path = webhook_path(token, namespace, name)
-        self.endpoints[path] = Endpoint(namespace, name, spec, token.encode())
+        self.endpoints[path] = Endpoint(namespace, name, spec, token)
         status["webhookPath"] = path
         return Result("Succeeded", f"receiving {spec.type} events at {path}", spec.interval)
 

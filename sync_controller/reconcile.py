@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
+
+from plinth.forge import StatusState
 
 from plinth.render import ORIGIN_ANNOTATION, RenderError, origin_of, render
 from sync_controller import conditions as cond
@@ -19,6 +22,7 @@ from sync_controller.apply import Applier, ApplyError, ApplyResult
 from sync_controller.health import State, assess
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
 from sync_controller.kube import Cluster, KubeError, service_account_user
+from sync_controller.notify import Notice
 from sync_controller.outcome import ReconcileError, Result, Stalling, Waiting
 from sync_controller.pod_reasons import STUCK_AFTER, PodReasons
 from sync_controller.prune import PruneResult, prune
@@ -43,10 +47,12 @@ class KustomizationReconciler:
     none, so no tenant's repository applies with the controller's own rights."""
 
     def __init__(self, cluster: Cluster, sources: Sources,
-                 default_service_account: str | None = None) -> None:
+                 default_service_account: str | None = None,
+                 notify: Callable[[Notice], None] | None = None) -> None:
         self.cluster = cluster
         self.sources = sources
         self.default_service_account = default_service_account
+        self.notify = notify
 
     def acting(self, spec: KustomizationSpec, namespace: str) -> Cluster:
         """Who applies, prunes and checks health: the Kustomization's service account (in its
@@ -65,7 +71,11 @@ class KustomizationReconciler:
         await self._start(ref, status, generation)
         await self._dependencies(spec, ref.namespace)
         repo, revision = await self._source(spec, ref.namespace)
+        new = status.get("lastAttemptedRevision") != revision
         status["lastAttemptedRevision"] = revision
+        if self.notify and new:  # retries of one revision say nothing new until they end
+            self.notify(Notice("Kustomization", ref.namespace, ref.name, StatusState.PENDING,
+                               "Progressing", f"applying {revision}", revision))
         objects, origins = await self._render(spec, repo, revision, meta)
         acting = self.acting(spec, ref.namespace)
         result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins,
