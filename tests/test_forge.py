@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import stat
 import threading
 import time
@@ -93,16 +94,19 @@ def test_pull_request_is_found_and_updated_never_duplicated(forge: LocalForge,
                                                             client: ForgeClient,
                                                             repo: RepoRef) -> None:
     push(forge, repo, {"app.yaml": "tag: 1\n"})
-    head = push(forge, repo, {"app.yaml": "tag: 2\n"}, branch="promote")
-    assert client.find_pull_request(repo, "promote", "main") is None
-    first = client.ensure_pull_request(repo, "promote", "main", "Promote", "diff 1")
-    again = client.ensure_pull_request(repo, "promote", "main", "Promote", "diff 1")
-    updated = client.ensure_pull_request(repo, "promote", "main", "Promote app", "diff 2")
+    branch = "promote/dev-to-prod"
+    head = push(forge, repo, {"app.yaml": "tag: 2\n"}, branch=branch)
+    assert client.find_pull_request(repo, branch, "main") is None
+    first = client.ensure_pull_request(repo, branch, "main", "Promote", "diff 1")
+    again = client.ensure_pull_request(repo, branch, "main", "Promote", "diff 1")
+    updated = client.ensure_pull_request(repo, branch, "main", "Promote app", "diff 2")
     assert first.number == again.number == updated.number
-    assert (first.head, first.base, first.head_sha, first.state) == ("promote", "main", head,
+    assert (first.head, first.base, first.head_sha, first.state) == (branch, "main", head,
                                                                      "open")
     assert (updated.title, updated.body) == ("Promote app", "diff 2")
-    found = client.find_pull_request(repo, "promote", "main")
+    branch_now = client.get_branch(repo, branch)
+    assert branch_now is not None and branch_now.sha == head
+    found = client.find_pull_request(repo, branch, "main")
     assert found is not None and (found.number, found.body) == (first.number, "diff 2")
     assert client.find_pull_request(repo, "other", "main") is None
 
@@ -227,7 +231,7 @@ def listener() -> Iterator[Listener]:
 
 def test_push_webhook_arrives_signed(forge: LocalForge, client: ForgeClient, repo: RepoRef,
                                      listener: Listener) -> None:
-    secret = "hook-secret-" + forge.token()[:6]
+    secret = secrets.token_hex(16)
     client.ensure_webhook(repo, listener.url, "an old secret")
     hook = client.ensure_webhook(repo, listener.url, secret, ["push"])
     assert client.list_webhooks(repo) == [hook]

@@ -6,10 +6,10 @@ that branch on `kind` (API root, organisations, branch creation, merge, webhook 
 protection, pagination), so callers never do.
 
 Gitea processes a push asynchronously: right after the first push into an empty repository,
-reading a branch answers 500 for up to ~2 s, and right after a push to a pull request's branch a
-merge answers 405 "Please try again later" for ~0.5 s. Those calls poll for a bounded time
-(`settle_timeout`) while the forge gives exactly those answers; every other failure raises at
-once. The GitHub paths are tested against a local recorder of requests (api.github.com is not
+reading a branch answers 500 for up to ~2 s and pull request calls answer 404 (the repository
+is still marked empty); right after a push to a pull request's branch a merge answers 405
+"Please try again later" for ~0.5 s. Those calls poll for a bounded time (`settle_timeout`)
+while the forge gives exactly those answers; every other failure raises at once. The GitHub paths are tested against a local recorder of requests (api.github.com is not
 reachable from where Plinth is tested), everything else against a real Gitea.
 """
 from __future__ import annotations
@@ -193,7 +193,8 @@ class ForgeClient:
             query = {"state": "open", "head": f"{repo.owner}:{head}", "base": base}
             items = self._api.pages(f"{repo.path}/pulls", query)
         else:
-            items = self._api.pages(f"{repo.path}/pulls", {"state": "open"})
+            items = self._api.pages(f"{repo.path}/pulls", {"state": "open"},
+                                    transient=self._pulls_settling(repo))
         for item in items:
             pull = PullRequest.from_api(item)
             if pull.head == head and pull.base == base and pull.state == "open":
@@ -204,7 +205,8 @@ class ForgeClient:
                             body: str = "") -> PullRequest:
         return PullRequest.from_api(self._api.call(
             "POST", f"{repo.path}/pulls",
-            {"head": head, "base": base, "title": title, "body": body}))
+            {"head": head, "base": base, "title": title, "body": body},
+            transient=self._pulls_settling(repo)))
 
     def update_pull_request(self, repo: RepoRef, number: int, *, title: str | None = None,
                             body: str | None = None) -> PullRequest:
@@ -335,3 +337,16 @@ class ForgeClient:
     @property
     def _settling(self) -> Callable[[int, str], bool]:
         return _gitea_settling if self.kind == "gitea" else never_transient
+
+    def _pulls_settling(self, repo: RepoRef) -> Callable[[int, str], bool]:
+        """Gitea hides pull requests of a repository it still marks empty after a push."""
+        if self.kind != "gitea":
+            return never_transient
+
+        def still_empty(status: int, message: str) -> bool:
+            if status != 404:
+                return False
+            found = self.get_repository(repo)
+            return found is not None and found.empty
+
+        return still_empty

@@ -80,19 +80,21 @@ class Transport:
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 
-    def pages(self, path: str, query: Query | None = None, *, max_pages: int = 20
-              ) -> Iterator[JSON]:
+    def pages(self, path: str, query: Query | None = None, *, max_pages: int = 20,
+              transient: Callable[[int, str], bool] = never_transient) -> Iterator[JSON]:
         """Every item of a paginated list: Gitea pages by `limit` (at most 50), GitHub by
         `per_page` (at most 100). Bounded, so a runaway list cannot hold a caller forever."""
         size_key, size = ("limit", 50) if self.kind == "gitea" else ("per_page", 100)
         for page in range(1, max_pages + 1):
-            items = self.call("GET", path, query={**(query or {}), size_key: size, "page": page})
+            items = self.call("GET", path, query={**(query or {}), size_key: size, "page": page},
+                              transient=transient)
             yield from items or []
             if not items or len(items) < size:
                 return
 
     def _once(self, method: str, path: str, body: JSON, query: Query | None) -> JSON:
-        url = self.api_url.rstrip("/") + path
+        # a branch may hold characters that mean something in a URL (`#`, `?`, `%`)
+        url = self.api_url.rstrip("/") + urllib.parse.quote(path, safe="/:@!$&'()*+,;=")
         if query:
             url += "?" + urllib.parse.urlencode(query)
         data = None if body is None else json.dumps(body).encode()
