@@ -85,6 +85,8 @@ def test_push_over_http_with_the_token_then_branches(forge: LocalForge, client: 
     assert client.get_branch(repo, "absent") is None
     feature = client.create_branch(repo, "feature", from_ref="main")
     assert (feature.name, feature.sha) == ("feature", tip)
+    odd = client.create_branch(repo, "fix/#1", from_ref="main")  # quoted in the URL
+    assert client.get_branch(repo, "fix/#1") == odd
     later = push(forge, repo, {"more.txt": "x\n"})
     assert client.ensure_branch(repo, "feature", from_ref="main").sha == tip  # never moved
     assert client.resolve(repo, "main") == later
