@@ -293,6 +293,9 @@ def test_local_forge_keeps_its_state_across_restarts(tmp_path: Path) -> None:
         assert narrow != token and again.token("statuses", ("write:repository",)) == narrow
         with pytest.raises(ValueError):
             again.token("statuses", ("write:admin",))
+        with pytest.raises(ForgeError) as out_of_scope:  # a repository token makes no org
+            again.client("statuses").create_organization("not-made")
+        assert out_of_scope.value.status == 403
         for secret_file in (local.state_dir / "forge.json", local.app_ini):
             assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
         assert first_start < 30, f"first start took {first_start:.1f}s"

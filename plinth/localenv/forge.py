@@ -81,17 +81,19 @@ class LocalForge:
     def clone_url(self, owner: str, name: str) -> str:
         return f"{self.url}/{owner}/{name}.git"
 
-    def token(self, name: str = "admin", scopes: tuple[str, ...] = ADMIN_SCOPES) -> str:
-        """The admin user's access token `name`, made once with `scopes` and kept.
+    def token(self, name: str = "admin", scopes: tuple[str, ...] | None = None) -> str:
+        """The admin user's access token `name`, made once with `scopes` (default
+        `ADMIN_SCOPES`) and kept; asking again with other scopes is an error.
 
         Git over HTTP takes it as the password of user `LocalForge.admin`."""
         state = self._state()
         kept = state["tokens"].get(name)
         if kept is not None:
-            if kept["scopes"] != list(scopes):
+            if scopes is not None and kept["scopes"] != list(scopes):
                 raise ValueError(f"token {name!r} exists with scopes {kept['scopes']}, "
                                  f"not {list(scopes)}: choose another name")
             return kept["token"]
+        scopes = scopes or ADMIN_SCOPES
         output = self._gitea("admin", "user", "generate-access-token", "--username", self.admin,
                              "--token-name", name, "--scopes", ",".join(scopes), "--raw")
         # As root every command prints a warning line first; the token is the last line.
@@ -101,6 +103,7 @@ class LocalForge:
         return token
 
     def client(self, token_name: str = "admin") -> ForgeClient:
+        """A client with the kept token `token_name` (made with `ADMIN_SCOPES` if new)."""
         return ForgeClient.gitea(self.url, self.token(token_name))
 
     # -- life cycle ----------------------------------------------------------------------------
