@@ -8,10 +8,12 @@ changed and redacted.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 REDACTED = "(redacted)"
+MARKS = {"added": "+", "removed": "-", "changed": "~", "moved": ">"}
 _SECRET_FIELDS = ("data", "stringData")
 
 
@@ -142,3 +144,32 @@ def _walk_named(old: list[dict[str, Any]], new: list[dict[str, Any]], path: str,
     common_new = [n for n in after if n in before]
     if common_old != common_new:
         out.append(FieldChange(f"{path} (order)", common_old, common_new))
+
+
+def _format(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, sort_keys=True)
+
+
+def object_line(d: ObjectDiff) -> str:
+    """The object a diff is about (`Deployment.apps apps/web`), where it moved from if it did."""
+    moved = f" (from namespace {d.moved_from})" if d.moved_from else ""
+    return f"{d.key}{moved}"
+
+
+def change_line(change: FieldChange) -> str:
+    return f"    {change.path}: {_format(change.old)} -> {_format(change.new)}"
+
+
+def summary(diffs: list[ObjectDiff]) -> str:
+    counts = {s: sum(d.status == s for d in diffs) for s in MARKS}
+    text = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return f"{len(diffs)} objects differ: {text}" if diffs else "no differences"
+
+
+def text_lines(diffs: list[ObjectDiff]) -> list[str]:
+    """The diff as plain text, the way `plinth diff` prints it without colour."""
+    lines = []
+    for d in diffs:
+        lines.append(f"{MARKS[d.status]} {d.status:<7} {object_line(d)}")
+        lines += [change_line(c) for c in d.changes]
+    return [*lines, summary(diffs)]

@@ -10,6 +10,7 @@ from plinth.cli.diff import diff_command
 from plinth.cli.images import images_command
 from plinth.cli.local import local
 from plinth.cli.new import new
+from plinth.cli.promote import promote_command
 from plinth.cli.render import render_command, validate
 
 
@@ -19,7 +20,8 @@ def cli() -> None:
     """Plinth bootstraps and versions a whole GitOps environment from code."""
 
 
-for command in (new, render_command, validate, diff_command, local, images_command):
+for command in (new, render_command, validate, diff_command, local, images_command,
+                promote_command):
     cli.add_command(command)
 for plugin in entry_points(group="plinth.commands"):
     cli.add_command(plugin.load(), plugin.name)

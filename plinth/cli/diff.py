@@ -10,7 +10,14 @@ from rich.markup import escape
 
 from plinth.cli.output import UserError, console, echo_raw
 from plinth.cli.render import allow_remote_option
-from plinth.diff import ObjectDiff, diff_objects
+from plinth.diff import (
+    MARKS,
+    ObjectDiff,
+    change_line,
+    diff_objects,
+    object_line,
+    summary,
+)
 from plinth.gitops_output import render_repo_spec
 from plinth.render import RenderError, render
 from plinth.stack_config import StackConfigError, load_stack
@@ -37,23 +44,14 @@ def load_side(spec: str, allow_remote: bool) -> list[dict[str, Any]]:
         raise UserError(str(err)) from err
 
 
-def _format(value: Any) -> str:
-    return "(none)" if value is None else json.dumps(value, sort_keys=True)
-
-
 def print_text(diffs: list[ObjectDiff]) -> None:
-    marks = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow"),
-             "moved": (">", "cyan")}
+    styles = {"added": "green", "removed": "red", "changed": "yellow", "moved": "cyan"}
     for d in diffs:
-        mark, style = marks[d.status]
-        moved = f" (from namespace {d.moved_from})" if d.moved_from else ""
-        console.print(f"[{style}]{mark} {d.status:<7}[/] " + escape(f"{d.key}{moved}"))
+        console.print(f"[{styles[d.status]}]{MARKS[d.status]} {d.status:<7}[/] "
+                      + escape(object_line(d)))
         for change in d.changes:
-            console.print(escape(
-                f"    {change.path}: {_format(change.old)} -> {_format(change.new)}"))
-    counts = {s: sum(d.status == s for d in diffs) for s in marks}
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    console.print(f"{len(diffs)} objects differ: {summary}" if diffs else "no differences")
+            console.print(escape(change_line(change)))
+    console.print(summary(diffs))
 
 
 @click.command(name="diff")

@@ -1,0 +1,108 @@
+"""`plinth promote`: propose one environment's image tags for the next, by pull request."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import git
+from rich.markup import escape
+
+from plinth.cli.output import UserError, console
+from plinth.diff import text_lines
+from plinth.forge import ForgeClient, ForgeError, RepoRef, forge_kind
+from plinth.forge.client import GITHUB_API
+from plinth.git_push import PushError
+from plinth.promote import (
+    Promotion,
+    PromoteError,
+    Remote,
+    Request,
+    forge_remote,
+    local_remote,
+    promote,
+)
+from plinth.render import RenderError
+
+
+def _remote(repo_dir: Path, forge_url: str | None, kind: str, repository: str | None,
+            token_env: str) -> tuple[Remote, str]:
+    """The remote and the token to scrub from messages ("" without a forge)."""
+    if forge_url is None and repository is None:
+        return local_remote(repo_dir), ""
+    if repository is None or (forge_url is None and kind != "github"):
+        raise UserError("a forge needs --repository OWNER/NAME and --forge-url "
+                        "(--forge-url may be left out for GitHub)")
+    token = os.environ.get(token_env, "")
+    if not token:
+        raise UserError(f"no forge token: set the environment variable {token_env} "
+                        "(or name another with --token-env)")
+    try:
+        ref = RepoRef.parse(repository)
+    except ValueError as err:
+        raise UserError(f"--repository: {err}") from None
+    client = ForgeClient(forge_kind(kind), forge_url or GITHUB_API, token)
+    return forge_remote(client, ref, token), token
+
+
+def _report(result: Promotion, request: Request, dry_run: bool) -> None:
+    moves = result.staged.moves
+    if not moves:
+        console.print(escape(f"nothing to promote: {request.target} already runs "
+                             f"{request.source}'s image tags"))
+        return
+    for move in moves:
+        console.print(escape(f"{move.app}: {move.image} {move.old} -> {move.new}"))
+    for line in text_lines(result.staged.diffs):
+        console.print(escape(line))
+    if dry_run:
+        console.print(escape(f"dry run: branch {result.branch} left as it is"))
+        return
+    console.print(escape(f"branch {result.branch} at {result.commit[:12]}"))
+    if result.pull is not None:
+        console.print(escape(f"pull request #{result.pull.number}: {result.pull.html_url}"))
+
+
+@click.command("promote")
+@click.option("--from", "source", required=True, metavar="ENV",
+              help="The environment whose image tags move (apps/overlays/ENV).")
+@click.option("--to", "target", required=True, metavar="ENV",
+              help="The environment that gets them.")
+@click.option("--app", "apps", multiple=True, metavar="NAME",
+              help="Only this app (repeat); default: every app whose tags differ.")
+@click.option("--repo", "repo_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True,
+              help="Without a forge: the local GitOps repository the branch is pushed into.")
+@click.option("--forge-url", help="Gitea's root URL, or GitHub's API root.")
+@click.option("--forge-kind", "kind", type=click.Choice(["gitea", "github"]), default="gitea",
+              show_default=True)
+@click.option("--repository", metavar="OWNER/NAME", help="The GitOps repository on the forge.")
+@click.option("--token-env", default="PLINTH_FORGE_TOKEN", show_default=True, metavar="VAR",
+              help="The environment variable holding the forge token.")
+@click.option("--dry-run", is_flag=True, help="Only show what would move and the diff.")
+def promote_command(source: str, target: str, apps: tuple[str, ...], repo_dir: Path,
+                    forge_url: str | None, kind: str, repository: str | None,
+                    token_env: str, dry_run: bool) -> None:
+    """Move image tags from one environment's overlay to the next, by pull request.
+
+    Both overlays are read from the base branch (the forge repository's default branch, or
+    the checked-out branch of --repo). One commit on branch plinth/promote-FROM-to-TO sets
+    the target's tags; the pull request's body is the rendered diff of the target overlay
+    (secrets redacted). Re-running updates the same branch and pull request. Exit 0 when
+    done or when there is nothing to promote, 2 on error.
+
+    \b
+    Examples:
+      plinth promote --from dev --to prod --forge-url http://127.0.0.1:3000 \\
+          --repository acme/gitops --token-env FORGE_TOKEN
+      plinth promote --from dev --to prod --app web --repo ./gitops --dry-run
+    """
+    request = Request(source, target, apps)
+    token = ""
+    try:
+        remote, token = _remote(repo_dir, forge_url, kind, repository, token_env)
+        result = promote(remote, request, dry_run=dry_run)
+    except (PromoteError, ForgeError, PushError, RenderError, git.GitCommandError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(message.replace(token, "***") if token else message) from None
+    _report(result, request, dry_run)
