@@ -85,9 +85,15 @@ def _cached(name: str, key: str, make: Callable[[Path], Layer]) -> Layer:
     if path.exists() and meta.exists():
         return Layer.load(path, meta.read_text())
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    layer = make(partial)
-    partial.rename(path)
+    # Unique per call: two images of one `pulumi up` (threads of one process) share layers.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    partial = Path(name)
+    try:
+        layer = make(partial)
+        partial.replace(path)  # the same bytes whoever wins: reproducible layers
+    finally:
+        partial.unlink(missing_ok=True)
     layer = Layer(path, layer.digest, layer.diff_id, layer.size)
     meta.write_text(layer.to_json())
     return layer
