@@ -12,6 +12,7 @@ from plinth.cli.local import local
 from plinth.cli.new import new
 from plinth.cli.promote import promote_command
 from plinth.cli.render import render_command, validate
+from plinth.cli.wait import wait_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +22,7 @@ def cli() -> None:
 
 
 for command in (new, render_command, validate, diff_command, local, images_command,
-                promote_command):
+                promote_command, wait_command):
     cli.add_command(command)
 for plugin in entry_points(group="plinth.commands"):
     cli.add_command(plugin.load(), plugin.name)

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from plinth.cli.output import UserError, console, echo_raw
-from plinth.localenv.tools import ToolMissing, find_tool, tool_env
+from plinth.cli.kubectl import list_plinth_objects
+from plinth.cli.output import console, echo_raw
 
 
 def _ready(obj: dict[str, Any]) -> tuple[str, str]:
@@ -18,19 +17,6 @@ def _ready(obj: dict[str, Any]) -> tuple[str, str]:
         if condition.get("type") == "Ready":
             return str(condition.get("status")), str(condition.get("message", ""))
     return "Unknown", "not reconciled yet"
-
-
-def _list(kubeconfig: str | None, namespace: str | None, plural: str) -> list[dict[str, Any]]:
-    try:
-        argv = [str(find_tool("kubectl")), "get", f"{plural}.plinth.dev", "-o", "json",
-                *(["-n", namespace] if namespace else ["-A"]),
-                *(["--kubeconfig", kubeconfig] if kubeconfig else [])]
-    except ToolMissing as err:
-        raise UserError(str(err)) from None
-    proc = subprocess.run(argv, capture_output=True, text=True, env=tool_env(), timeout=60)
-    if proc.returncode != 0:
-        raise UserError(f"kubectl get {plural}.plinth.dev: {proc.stderr.strip()}")
-    return list(json.loads(proc.stdout).get("items") or [])
 
 
 def _rule(policy: dict[str, Any]) -> str:
@@ -77,8 +63,8 @@ def images_command(kubeconfig: str | None, namespace: str | None, output: str) -
       plinth images --kubeconfig .plinth/stacks/local/control-plane/admin.kubeconfig
       plinth images -n apps -o json
     """
-    data = rows(_list(kubeconfig, namespace, "imagerepositories"),
-                _list(kubeconfig, namespace, "imagepolicies"))
+    data = rows(list_plinth_objects(kubeconfig, namespace, "imagerepositories"),
+                list_plinth_objects(kubeconfig, namespace, "imagepolicies"))
     if output == "json":
         echo_raw(json.dumps(data, indent=2) + "\n")
         return

@@ -1,17 +1,16 @@
 """`plinth promote`: propose one environment's image tags for the next, by pull request."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 import git
 from rich.markup import escape
 
+from plinth.cli.forge_options import ForgeTarget, forge_options, forge_target
 from plinth.cli.output import UserError, console
 from plinth.diff import text_lines
-from plinth.forge import ForgeClient, ForgeError, RepoRef, forge_kind
-from plinth.forge.client import GITHUB_API
+from plinth.forge import ForgeError
 from plinth.git_push import PushError
 from plinth.promote import (
     Promotion,
@@ -25,24 +24,10 @@ from plinth.promote import (
 from plinth.render import RenderError
 
 
-def _remote(repo_dir: Path, forge_url: str | None, kind: str, repository: str | None,
-            token_env: str) -> tuple[Remote, str]:
-    """The remote and the token to scrub from messages ("" without a forge)."""
-    if forge_url is None and repository is None:
-        return local_remote(repo_dir), ""
-    if repository is None or (forge_url is None and kind != "github"):
-        raise UserError("a forge needs --repository OWNER/NAME and --forge-url "
-                        "(--forge-url may be left out for GitHub)")
-    token = os.environ.get(token_env, "")
-    if not token:
-        raise UserError(f"no forge token: set the environment variable {token_env} "
-                        "(or name another with --token-env)")
-    try:
-        ref = RepoRef.parse(repository)
-    except ValueError as err:
-        raise UserError(f"--repository: {err}") from None
-    client = ForgeClient(forge_kind(kind), forge_url or GITHUB_API, token)
-    return forge_remote(client, ref, token), token
+def _remote(repo_dir: Path, forge: ForgeTarget | None) -> Remote:
+    if forge is None:
+        return local_remote(repo_dir)
+    return forge_remote(forge.client, forge.repo, forge.token)
 
 
 def _report(result: Promotion, request: Request, dry_run: bool) -> None:
@@ -73,15 +58,10 @@ def _report(result: Promotion, request: Request, dry_run: bool) -> None:
 @click.option("--repo", "repo_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True,
               help="Without a forge: the local GitOps repository the branch is pushed into.")
-@click.option("--forge-url", help="Gitea's root URL, or GitHub's API root.")
-@click.option("--forge-kind", "kind", type=click.Choice(["gitea", "github"]), default="gitea",
-              show_default=True)
-@click.option("--repository", metavar="OWNER/NAME", help="The GitOps repository on the forge.")
-@click.option("--token-env", default="PLINTH_FORGE_TOKEN", show_default=True, metavar="VAR",
-              help="The environment variable holding the forge token.")
+@forge_options
 @click.option("--dry-run", is_flag=True, help="Only show what would move and the diff.")
 def promote_command(source: str, target: str, apps: tuple[str, ...], repo_dir: Path,
-                    forge_url: str | None, kind: str, repository: str | None,
+                    forge_url: str | None, forge_kind: str, repository: str | None,
                     token_env: str, dry_run: bool) -> None:
     """Move image tags from one environment's overlay to the next, by pull request.
 
@@ -98,11 +78,10 @@ def promote_command(source: str, target: str, apps: tuple[str, ...], repo_dir: P
       plinth promote --from dev --to prod --app web --repo ./gitops --dry-run
     """
     request = Request(source, target, apps)
-    token = ""
+    forge = forge_target(forge_url, forge_kind, repository, token_env)
     try:
-        remote, token = _remote(repo_dir, forge_url, kind, repository, token_env)
-        result = promote(remote, request, dry_run=dry_run)
+        result = promote(_remote(repo_dir, forge), request, dry_run=dry_run)
     except (PromoteError, ForgeError, PushError, RenderError, git.GitCommandError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(message.replace(token, "***") if token else message) from None
+        raise UserError(forge.scrub(message) if forge else message) from None
     _report(result, request, dry_run)

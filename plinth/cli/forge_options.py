@@ -1,0 +1,66 @@
+"""The options every command that talks to a forge takes, and the client they make.
+
+The token comes only from an environment variable named on the command line, never from an
+argument (argv is visible to every user of the machine), and commands scrub it from what they
+print.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import click
+
+from plinth.cli.output import UserError
+from plinth.forge import ForgeClient, RepoRef, forge_kind
+from plinth.forge.client import GITHUB_API
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+@dataclass(frozen=True)
+class ForgeTarget:
+    client: ForgeClient
+    repo: RepoRef
+    token: str
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self.token, "***")
+
+
+def forge_options(command: F) -> F:
+    """--forge-url, --forge-kind, --repository, --token-env (as `forge_url`, `forge_kind`,
+    `repository`, `token_env`)."""
+    for option in reversed((
+        click.option("--forge-url", help="Gitea's root URL, or GitHub's API root "
+                     "(default for --forge-kind github: https://api.github.com)."),
+        click.option("--forge-kind", type=click.Choice(["gitea", "github"]), default="gitea",
+                     show_default=True),
+        click.option("--repository", metavar="OWNER/NAME",
+                     help="The GitOps repository on the forge."),
+        click.option("--token-env", default="PLINTH_FORGE_TOKEN", show_default=True,
+                     metavar="VAR", help="The environment variable holding the forge token."),
+    )):
+        command = option(command)
+    return command
+
+
+def forge_target(forge_url: str | None, kind: str, repository: str | None,
+                 token_env: str) -> ForgeTarget | None:
+    """The forge repository the options name; None when they name none."""
+    if forge_url is None and repository is None:
+        return None
+    if repository is None or (forge_url is None and kind != "github"):
+        raise UserError("a forge needs --repository OWNER/NAME and --forge-url "
+                        "(--forge-url may be left out for GitHub)")
+    token = os.environ.get(token_env, "")
+    if not token:
+        raise UserError(f"no forge token: set the environment variable {token_env} "
+                        "(or name another with --token-env)")
+    try:
+        ref = RepoRef.parse(repository)
+    except ValueError as err:
+        raise UserError(f"--repository: {err}") from None
+    return ForgeTarget(ForgeClient(forge_kind(kind), forge_url or GITHUB_API, token), ref, token)
