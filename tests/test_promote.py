@@ -106,10 +106,17 @@ class OnForge:
     ref: RepoRef
     local: git.Repo
 
-    def push(self) -> None:
-        url = self.forge.clone_url(self.ref.owner, self.ref.name).replace(
+    @property
+    def url(self) -> str:
+        return self.forge.clone_url(self.ref.owner, self.ref.name).replace(
             "://", f"://{LocalForge.admin}:{self.forge.token()}@", 1)
-        self.local.git.push(url, "HEAD:refs/heads/main")
+
+    def push(self) -> None:
+        self.local.git.push(self.url, "HEAD:refs/heads/main")
+
+    def pull(self) -> None:
+        self.local.git.fetch(self.url, "main")
+        self.local.git.reset("--hard", "FETCH_HEAD")
 
     def promote(self, *extra: str, token: str | None = None) -> Result:
         env = {TOKEN_ENV: token if token is not None else self.forge.token()}
@@ -165,7 +172,7 @@ def test_rerun_updates_the_same_branch_and_pull_request(on_forge: OnForge) -> No
     assert on_forge.client.get_pull_request(on_forge.ref, first).head_sha == pull.head_sha
 
 
-def test_merged_promotion_leaves_nothing_to_promote(on_forge: OnForge) -> None:
+def test_a_merged_promotion_leaves_nothing_to_promote_until_dev_moves_again(on_forge: OnForge) -> None:
     assert on_forge.promote().exit_code == 0
     [number] = on_forge.open_pulls()
     merged = on_forge.client.merge_pull_request(on_forge.ref, number)
@@ -175,6 +182,14 @@ def test_merged_promotion_leaves_nothing_to_promote(on_forge: OnForge) -> None:
     assert result.exit_code == 0, result.output
     assert "nothing to promote: prod already runs dev's image tags" in result.output
     assert on_forge.open_pulls() == [] and on_forge.client.resolve(on_forge.ref, "main") == prod
+    on_forge.pull()
+    bump(on_forge.local, "api", "v3")  # the next promotion reuses the merged branch
+    on_forge.push()
+    assert on_forge.promote().exit_code == 0
+    [following] = on_forge.open_pulls()
+    pull = on_forge.client.get_pull_request(on_forge.ref, following)
+    assert following != number and pull.title == "Promote dev to prod: api v3"
+    assert "web" not in pull.title and "`v2` | `v3`" in pull.body
 
 
 def test_dry_run_shows_the_diff_and_pushes_nothing(on_forge: OnForge) -> None:
