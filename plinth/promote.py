@@ -17,7 +17,6 @@ files people wrote.
 """
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 import git
 import yaml
 
+from plinth.yaml_scalars import render_scalar
 from plinth.diff import ObjectDiff, diff_objects, text_lines
 from plinth.forge import ForgeClient, ForgeKind, PullRequest, RepoRef
 from plinth.git_auth import Credentials, git_env
@@ -139,25 +139,9 @@ def set_tags(text: str, tags: dict[str, str], file: str) -> str:
     entries = image_entries(text, file)
     pieces, done = [], 0
     for entry in sorted((entries[a] for a in tags if a in entries), key=lambda e: e.start):
-        pieces += [text[done:entry.start], _scalar(tags[entry.app], entry.style)]
+        pieces += [text[done:entry.start], render_scalar(tags[entry.app], entry.style)]
         done = entry.end
     return "".join(pieces) + text[done:]
-
-
-def _scalar(value: str, style: str | None) -> str:
-    """`value` as a scalar of `style`; plain only while it still reads back as that string."""
-    if style == "'":
-        return "'" + value.replace("'", "''") + "'"
-    if style is None and _reads_back(value):
-        return value
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a double-quoted YAML scalar
-
-
-def _reads_back(value: str) -> bool:
-    try:
-        return bool(yaml.safe_load(f"[{value}]") == [value])
-    except yaml.YAMLError:
-        return False
 
 
 def stage(work: Path, base: str, request: Request) -> Staged:

@@ -21,6 +21,7 @@ import yaml
 
 from plinth import controller_manifests
 from plinth.repospec import AppSpec, EnvironmentSpec, RepoSpec
+from plinth.yaml_scalars import render_scalar
 
 # Package data of `plinth` (pyproject's package-data), so that a wheel install scaffolds the
 # same files as a checkout.
@@ -61,6 +62,7 @@ def render_template(spec: RepoSpec, template_dir: Path | None = None) -> dict[st
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["yaml_scalar"] = render_scalar  # a tag such as 2.0 must stay a string
     files: dict[str, bytes] = {}
     base = _context(spec)
     for source in sources:
@@ -89,7 +91,8 @@ def _context(spec: RepoSpec) -> dict[str, Any]:
         "health_wait": spec.health_wait,
         "image_of": spec.image_of,
         "controller_manifests": controller_manifests.to_yaml(controller_manifests.manifests(
-            spec.controller_image_ref, spec.pull_secret, spec.controller_role_arn)),
+            spec.controller_image_ref, spec.pull_secret, spec.controller_role_arn,
+            spec.cluster)),
     }
 
 

@@ -17,7 +17,6 @@ would reflow files people wrote.
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from plinth.yaml_scalars import render_scalar
 
 _MARKER = re.compile(r'#[ \t]*\{"\$imagepolicy":[ \t]*"(?P<ref>[^"]+)"\}')
 _BLANK_BEFORE_MARKER = re.compile(r'[ \t]+(?=#[ \t]*\{"\$imagepolicy":)')
@@ -70,7 +71,7 @@ def apply(text: str, images: dict[str, Image], file: str = "") -> tuple[str, lis
         if new is None or new == scalar.value:
             continue
         start, end = scalar.start_mark.index, scalar.end_mark.index
-        pieces += [text[done:start], _render(new, scalar.style)]
+        pieces += [text[done:start], render_scalar(new, scalar.style)]
         done = end
         changes.append(Change(file, scalar.start_mark.line + 1, f"{namespace}:{policy}",
                               scalar.value, new))
@@ -129,22 +130,6 @@ def _is_key(tokens: list[yaml.Token], index: int) -> bool:
     while index >= 0 and isinstance(tokens[index], _DECORATIONS):
         index -= 1
     return index >= 0 and isinstance(tokens[index], yaml.KeyToken)
-
-
-def _render(value: str, style: str | None) -> str:
-    """`value` as a scalar of `style`; plain only while it still reads back as that string."""
-    if style == "'":
-        return "'" + value.replace("'", "''") + "'"
-    if style is None and _reads_back(value):
-        return value
-    return json.dumps(value, ensure_ascii=False)  # a JSON string is a double-quoted YAML scalar
-
-
-def _reads_back(value: str) -> bool:
-    try:
-        return bool(yaml.safe_load(f"[{value}]") == [value])
-    except yaml.YAMLError:
-        return False
 
 
 def update_tree(root: Path, path: str, images: dict[str, Image]) -> list[Change]:

@@ -82,3 +82,15 @@ def test_an_install_without_the_crds_is_a_clear_error(tmp_path: Path,
     code, _, err = new(tmp_path / "g")
     assert code == 2 and "no Plinth CRDs" in err and "Traceback" not in err
     assert not (tmp_path / "g").exists()
+
+
+def test_a_tag_that_reads_as_a_number_stays_a_string(tmp_path: Path) -> None:
+    """`2.0` unquoted is a float to YAML, and kustomize refuses a number as newTag."""
+    result = CliRunner().invoke(cli, ["new", str(tmp_path / "g"), "--cluster", "local",
+                                      "--env", "dev", "--app", "api=acme/api:2.0"])
+    assert result.exit_code == 0, result.output
+    overlay = (tmp_path / "g" / "apps" / "overlays" / "dev" / "kustomization.yaml").read_text()
+    assert 'newTag: "2.0" #' in overlay
+    rendered = CliRunner().invoke(cli, ["render", str(tmp_path / "g" / "apps" / "overlays" /
+                                                      "dev")])
+    assert rendered.exit_code == 0 and "image: acme/api:2.0" in rendered.output, rendered.output
