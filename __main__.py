@@ -12,7 +12,8 @@ settings = config.load()  # a bad key stops here, before any resource is registe
 state_dir = Path(os.environ.get("PLINTH_STATE_DIR") or
                  Path(__file__).resolve().parent / ".plinth" / "stacks" / stack)
 platform = Platform("platform", PlatformArgs(settings, stack, state_dir,
-                                             config.secret("registryPassword")))
+                                             config.secret("registryPassword"),
+                                             config.secret("giteaToken")))
 
 pulumi.export("cluster", settings.gitops.cluster)
 pulumi.export("kubeconfig", platform.cluster.kubeconfig)

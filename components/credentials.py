@@ -2,6 +2,7 @@
 role that lets the controller read ECR. Secret outputs end to end; the git credentials are
 materialised as the Secret the root GitRepository references.
 
+- gitea: the forge user and its token (HTTP basic auth takes a token as the password).
 - local git: HTTP basic auth of the stack's git server (its generated password).
 - codecommit: an IAM user limited to the GitOps repository, with HTTPS git credentials.
 """
@@ -23,13 +24,14 @@ GIT_SECRET = "gitops-auth"
 
 @dataclass(frozen=True)
 class CredentialsArgs:
-    git_kind: str  # local | codecommit
+    git_kind: str  # gitea | local | codecommit
     provider: k8s.Provider
     namespace: pulumi.Input[str]
     local_git_server: LocalServer | None = None
     gitops_repo_arn: pulumi.Output[str] | None = None
     oidc_provider_arn: pulumi.Output[str] | None = None  # eks: for the IRSA role
     oidc_issuer: pulumi.Output[str] | None = None
+    forge_login: tuple[pulumi.Output[str], pulumi.Output[str]] | None = None  # gitea: user, token
 
 
 def irsa_trust_policy(provider_arn: str, issuer: str) -> str:
@@ -53,7 +55,11 @@ class Credentials(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plinth:credentials:Credentials", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        if args.git_kind == "local":
+        if args.git_kind == "gitea":
+            if args.forge_login is None:
+                raise ValueError("gitea credentials need the forge's user and token")
+            username, password = args.forge_login
+        elif args.git_kind == "local":
             if args.local_git_server is None:
                 raise ValueError("local git credentials need the stack's local git server")
             username, password = args.local_git_server.username, args.local_git_server.password

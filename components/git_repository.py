@@ -1,5 +1,7 @@
 """GitRepository: one of the platform's two repositories (application code, GitOps config).
 
+- `gitea`: a repository of an organisation on a Gitea forge (the stack's own or a team's),
+  created through its API; the forge posts commit statuses and webhooks for the CD loop.
 - `local`: a bare repository (dynamic provider, GitPython) in the stack's git server, served
   over smart HTTP with basic auth.
 - `codecommit`: an AWS CodeCommit repository, cloned over HTTPS with git credentials.
@@ -7,24 +9,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
 from components.local_servers import BareRepository, LocalServer
+from plinth.forge import ForgeClient, RepoRef
+
+
+@dataclass(frozen=True)
+class Forge:
+    """A Gitea forge: its root URL and a token that may create organisations and repos."""
+
+    url: pulumi.Input[str]
+    token: pulumi.Output[str]
+    organization: str
 
 
 @dataclass(frozen=True)
 class GitRepositoryArgs:
-    kind: str  # local | codecommit
+    kind: str  # gitea | local | codecommit
     repo_name: str
     branch: str
     description: str
     local_server: LocalServer | None = None
+    forge: Forge | None = None
 
 
 class GitRepository(pulumi.ComponentResource):
     url: pulumi.Output[str]
+    web_url: pulumi.Output[str] | None  # gitea: the repository's page (Provider address)
     arn: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: GitRepositoryArgs,
@@ -32,7 +48,14 @@ class GitRepository(pulumi.ComponentResource):
         super().__init__("plinth:git_repository:GitRepository", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.arn = None
-        if args.kind == "local":
+        self.web_url = None
+        if args.kind == "gitea":
+            if args.forge is None:
+                raise ValueError("a gitea GitRepository needs its forge")
+            on_forge = ForgeRepository(f"{name}-gitea", args.forge, args.repo_name,
+                                       args.branch, args.description, opts=child)
+            self.url, self.web_url = on_forge.url, on_forge.web_url
+        elif args.kind == "local":
             if args.local_server is None:
                 raise ValueError("a local GitRepository needs the stack's local git server")
             bare = BareRepository(f"{name}-bare", args.local_server.state_dir,
@@ -47,3 +70,73 @@ class GitRepository(pulumi.ComponentResource):
             self.url = repo.clone_url_http
             self.arn = repo.arn
         self.register_outputs({"url": self.url})
+
+
+def _client(props: dict[str, Any]) -> ForgeClient:
+    return ForgeClient.gitea(props["forge_url"], props["token"])
+
+
+class ForgeRepositoryProvider(ResourceProvider):
+    """A private repository of an organisation (made when missing) or of the token's own user
+    on a Gitea forge; delete removes the repository, not the organisation (others may live
+    there)."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = _client(props)
+        if props["organization"] != client.login:  # a user's own repositories need no org
+            client.ensure_organization(props["organization"])
+        repo = client.ensure_repository(RepoRef(props["organization"], props["name"]),
+                                        description=props["description"],
+                                        default_branch=props["branch"])
+        return CreateResult(id_=str(repo.ref), outs={**props, "url": repo.clone_url,
+                                                     "web_url": repo.html_url})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        keys = ("forge_url", "organization", "name", "branch")
+        replaces = [k for k in keys if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces), replaces=replaces,
+                          delete_before_replace=True)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        _client(props).delete_repository(RepoRef.parse(id_))
+
+
+class ForgeRepository(Resource):
+    url: pulumi.Output[str]
+    web_url: pulumi.Output[str]
+
+    def __init__(self, name: str, forge: Forge, repo_name: str, branch: str, description: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(ForgeRepositoryProvider(), name, {
+            "forge_url": forge.url, "token": forge.token, "organization": forge.organization,
+            "name": repo_name, "branch": branch, "description": description, "url": None,
+            "web_url": None}, pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(additional_secret_outputs=["token"])))
+
+
+class ForgeWebhookProvider(ResourceProvider):
+    """The repository's push webhook to a Receiver (its secret the Receiver's token)."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        hook = _client(props).ensure_webhook(RepoRef.parse(props["repository"]),
+                                             props["hook_url"], props["secret"])
+        return CreateResult(id_=str(hook.id), outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        keys = ("forge_url", "repository", "hook_url", "secret")
+        replaces = [k for k in keys if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces), replaces=replaces,
+                          delete_before_replace=True)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        _client(props).delete_webhook(RepoRef.parse(props["repository"]), int(id_))
+
+
+class ForgeWebhook(Resource):
+    def __init__(self, name: str, forge: Forge, repository: pulumi.Input[str],
+                 hook_url: pulumi.Input[str], secret: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(ForgeWebhookProvider(), name, {
+            "forge_url": forge.url, "token": forge.token, "repository": repository,
+            "hook_url": hook_url, "secret": secret}, pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(additional_secret_outputs=["token", "secret"])))

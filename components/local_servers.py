@@ -1,6 +1,6 @@
 """Servers of the `local` stack as Pulumi resources: the cluster (control plane and node), the
-git server, the registry and the development controller process, each a Python dynamic provider
-over `plinth.localenv`.
+forge (Gitea) or plain git server, the registry and the development controller process, each a
+Python dynamic provider over `plinth.localenv`.
 
 create starts the server and reports its endpoints; a later `up` finds it running and changes
 nothing, or restarts it (after a reboot) as an update; delete stops it and removes its state.
@@ -17,6 +17,7 @@ from pulumi.dynamic import UpdateResult
 
 from plinth.localenv.cluster import LocalCluster
 from plinth.localenv.controller import LocalController
+from plinth.localenv.forge import LocalForge
 from plinth.localenv.githttp import GitHttpServer
 from plinth.localenv.registry import LocalRegistry
 
@@ -29,6 +30,8 @@ def _server(kind: str, state_dir: str, props: dict[str, Any]) -> Any:
         return LocalCluster(path, node=bool(props.get("node")))
     if kind == "git":
         return GitHttpServer(path, address=props.get("address") or "127.0.0.1")
+    if kind == "forge":
+        return LocalForge(path, address=props.get("address") or "127.0.0.1")
     if kind == "registry":
         return LocalRegistry(path, address=props.get("address") or "127.0.0.1")
     if kind == "controller":
@@ -46,6 +49,10 @@ def _outputs(kind: str, server: Any, props: dict[str, Any]) -> dict[str, Any]:
         user, password = server.credentials()
         outs.update(endpoint=server.url(""), username=user, password=password,
                     address=props.get("address"))
+    elif kind == "forge":
+        # one token for the stack: Pulumi's pushes, the controller's fetches and statuses
+        outs.update(endpoint=server.url, username=LocalForge.admin,
+                    password=server.token("stack"), address=props.get("address"))
     elif kind == "registry":
         user, password = server.credentials()
         outs.update(endpoint=server.host, username=user, password=password,
@@ -101,9 +108,9 @@ class LocalServerProvider(ResourceProvider):
 
 
 class LocalServer(Resource):
-    """`kind`: control-plane | git | registry | controller. Secret outputs stay secret.
+    """`kind`: control-plane | forge | git | registry | controller. Secret outputs stay secret.
 
-    `node` (control-plane): run a node too; `address` (git, registry): where to listen, the
+    `node` (control-plane): run a node too; `address` (forge, git, registry): where to listen, the
     cluster's host address; `cluster_state_dir` (registry): the node that pulls from it."""
 
     endpoint: pulumi.Output[str]

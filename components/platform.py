@@ -1,7 +1,8 @@
 """Platform: the whole environment of one stack, composed from the typed stack config.
 
-config -> Cluster -> Registry, GitRepository x2, Credentials -> GitOpsRepo (scaffolded, pushed)
--> SyncController (installed, pointed at clusters/<cluster>/ of the GitOps repo).
+config -> Cluster -> Registry, (forge,) GitRepository x2, Credentials -> GitOpsRepo (scaffolded,
+pushed) -> SyncController (installed, pointed at clusters/<cluster>/ of the GitOps repo; on a
+forge, with commit statuses out and push webhooks in).
 """
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import Cluster, ClusterArgs
 from components.credentials import Credentials, CredentialsArgs
-from components.git_repository import GitRepository, GitRepositoryArgs
+from components.git_repository import Forge, GitRepository, GitRepositoryArgs
 from components.gitops_repo import GitOpsRepo
 from components.images import ContainerImage, ContainerImageArgs
 from components.local_servers import LocalServer
 from components.registry import Registry, RegistryArgs
-from components.sync_controller import SyncController, SyncControllerArgs
+from components.sync_controller import ForgeLoop, SyncController, SyncControllerArgs
 from plinth import controller_manifests
 from plinth.repospec import AppSpec, RepoSpec
 from plinth.stack_config import StackConfig
@@ -31,6 +32,7 @@ class PlatformArgs:
     stack: str
     state_dir: Path  # where the local stack's servers keep their state
     registry_password: pulumi.Output[str] | None = None
+    gitea_token: pulumi.Output[str] | None = None
 
 
 class Platform(pulumi.ComponentResource):
@@ -61,19 +63,25 @@ class Platform(pulumi.ComponentResource):
 
         repos = config.repositories
         git_server = None
+        forge, forge_login = self._forge(config, args, child)
         if repos.kind == "local":
             git_server = LocalServer("git-server", "git", str(args.state_dir / "git"),
                                      address=self.cluster.host_address, opts=child)
         self.app_repo = GitRepository("app-repo", GitRepositoryArgs(
-            repos.kind, repos.app, repos.branch, "Application code", git_server), opts=child)
+            repos.kind, repos.app, repos.branch, "Application code", git_server, forge),
+            opts=child)
         self.gitops_repo = GitRepository("gitops-repo", GitRepositoryArgs(
-            repos.kind, repos.gitops, repos.branch, "GitOps configuration", git_server),
+            repos.kind, repos.gitops, repos.branch, "GitOps configuration", git_server, forge),
             opts=child)
         eks = self.cluster.eks
         self.credentials = Credentials("credentials", CredentialsArgs(
             repos.kind, self.cluster.provider, namespace.metadata.name, git_server,
             self.gitops_repo.arn, eks.oidc_provider_arn if eks else None,
-            eks.oidc_issuer if eks else None), opts=child)
+            eks.oidc_issuer if eks else None, forge_login), opts=child)
+        forge_loop = None
+        if forge is not None and self.gitops_repo.web_url is not None:
+            forge_loop = ForgeLoop(forge, pulumi.Output.from_input(
+                f"{repos.organization}/{repos.gitops}"), self.gitops_repo.web_url)
 
         spec = self._repo_spec(config, self.credentials.controller_role_arn)
         self.gitops = GitOpsRepo("gitops", spec, self.gitops_repo.url, repos.branch,
@@ -89,10 +97,32 @@ class Platform(pulumi.ComponentResource):
             source_name=config.gitops.source_name,
             git_secret_name=self.credentials.git_secret_name,
             local_kubeconfig_path=self.cluster.local_kubeconfig_path if run_locally else None,
-            state_dir=args.state_dir), opts=pulumi.ResourceOptions(
+            state_dir=args.state_dir, forge_loop=forge_loop), opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.gitops, namespace, self.credentials,
                                          self.registry, *images]))
         self.register_outputs({"controller_image": self.controller_image})
+
+    def _forge(self, config: StackConfig, args: PlatformArgs, opts: pulumi.ResourceOptions
+               ) -> tuple[Forge | None, tuple[pulumi.Output[str], pulumi.Output[str]] | None]:
+        """The Gitea the repositories live on, and its user and token: the stack's own on a
+        local cluster, else the team's at plinth:repositories.url."""
+        repos = config.repositories
+        if repos.kind != "gitea":
+            return None, None
+        if repos.url is None:
+            if config.cluster.kind != "local":
+                raise ValueError("plinth:repositories: kind gitea needs url (a team's Gitea) "
+                                 "outside a local cluster")
+            server = LocalServer("forge", "forge", str(args.state_dir / "forge"),
+                                 address=self.cluster.host_address, opts=opts)
+            token: pulumi.Output[str] = server.password.apply(pulumi.Output.secret)
+            return Forge(server.endpoint, token, repos.organization), (server.username, token)
+        if args.gitea_token is None:
+            raise ValueError("plinth:giteaToken: a team's Gitea needs it "
+                             "(pulumi config set --secret plinth:giteaToken ...)")
+        assert repos.user is not None  # the config model requires it with url
+        return (Forge(repos.url, args.gitea_token, repos.organization),
+                (pulumi.Output.from_input(repos.user), args.gitea_token))
 
     @staticmethod
     def runs_pods(config: StackConfig) -> bool:

@@ -15,6 +15,7 @@ still real.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.git_repository import Forge, ForgeWebhook
 from components.local_servers import LocalServer
+from plinth.forge.signature import receiver_path
 from plinth import controller_manifests
 from plinth.controller_manifests import NAMESPACE
 
@@ -41,6 +44,16 @@ class SyncControllerArgs:
     git_secret_name: str
     local_kubeconfig_path: pulumi.Input[str] | None  # set: run the controller locally
     state_dir: Path
+    forge_loop: ForgeLoop | None = None
+
+
+@dataclass(frozen=True)
+class ForgeLoop:
+    """The GitOps repository on a forge: commit statuses go to it, its pushes come back."""
+
+    forge: Forge
+    repository: pulumi.Output[str]  # owner/name
+    web_url: pulumi.Output[str]
 
 
 def _bootstrap_only(skip_await: bool) -> pulumi.ResourceTransformation:
@@ -87,7 +100,8 @@ class SyncController(pulumi.ComponentResource):
             _typed(f"{name}-{o['kind'].lower()}", o, after_crds) for o in objects
             if o["kind"] != "CustomResourceDefinition"]
         deployment = pulumi.Output.from_input(args.image).apply(
-            lambda image: controller_manifests.deployment(image, args.pull_secret))
+            lambda image: controller_manifests.deployment(image, args.pull_secret,
+                                                          args.cluster_name))
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment", metadata=controller_manifests.deployment("", None)["metadata"],
             spec=deployment.apply(lambda d: d["spec"]),
@@ -114,7 +128,47 @@ class SyncController(pulumi.ComponentResource):
             spec=_root_spec(args.cluster_name, args.source_name),
             opts=pulumi.ResourceOptions.merge(root_opts,
                                               pulumi.ResourceOptions(depends_on=[self.source])))
+        if args.forge_loop is not None and args.local_kubeconfig_path is None:
+            self._forge_loop(name, args.forge_loop, args.source_name, k8s_opts,
+                             pulumi.ResourceOptions.merge(root_opts, pulumi.ResourceOptions(
+                                 depends_on=[self.source])))
         self.register_outputs({"image": args.image})
+
+    def _forge_loop(self, name: str, loop: ForgeLoop, source_name: str,
+                    k8s_opts: pulumi.ResourceOptions, root_opts: pulumi.ResourceOptions) -> None:
+        """Statuses out (a Provider and an Alert for every Kustomization) and pushes in (a
+        Receiver, and the forge's webhook to it through the controller's Service)."""
+        receiver_token = loop.forge.token.apply(
+            lambda token: hashlib.sha256(f"plinth-receiver:{token}".encode()).hexdigest())
+        secrets = k8s.core.v1.Secret(
+            f"{name}-forge-secrets", metadata={"name": "forge-tokens", "namespace": NAMESPACE},
+            string_data={"token": loop.forge.token}, opts=k8s_opts)
+        hook_secret = k8s.core.v1.Secret(
+            f"{name}-receiver-secret", metadata={"name": "receiver-token",
+                                                 "namespace": NAMESPACE},
+            string_data={"token": receiver_token}, opts=k8s_opts)
+        after = pulumi.ResourceOptions.merge(root_opts, pulumi.ResourceOptions(
+            depends_on=[secrets, hook_secret]))
+        k8s.apiextensions.CustomResource(
+            f"{name}-provider", api_version="plinth.dev/v1", kind="Provider",
+            metadata={"name": "forge", "namespace": NAMESPACE},
+            spec={"type": "gitea", "address": loop.web_url,
+                  "secretRef": {"name": "forge-tokens"}}, opts=after)
+        k8s.apiextensions.CustomResource(
+            f"{name}-alert", api_version="plinth.dev/v1", kind="Alert",
+            metadata={"name": "commit-statuses", "namespace": NAMESPACE},
+            spec={"providerRef": {"name": "forge"},
+                  "eventSources": [{"kind": "Kustomization", "name": "*"}]}, opts=after)
+        receiver = k8s.apiextensions.CustomResource(
+            f"{name}-receiver", api_version="plinth.dev/v1", kind="Receiver",
+            metadata={"name": "gitops", "namespace": NAMESPACE},
+            spec={"type": "gitea", "secretRef": {"name": "receiver-token"},
+                  "resources": [{"kind": "GitRepository", "name": source_name}]}, opts=after)
+        service = next(r for r in self.install if isinstance(r, k8s.core.v1.Service))
+        hook_url = pulumi.Output.all(service.spec.cluster_ip, receiver_token).apply(
+            lambda v: f"http://{v[0]}{receiver_path(v[1], NAMESPACE, 'gitops')}")
+        ForgeWebhook(f"{name}-webhook", loop.forge, loop.repository, hook_url, receiver_token,
+                     opts=pulumi.ResourceOptions(parent=self, depends_on=[receiver]))
 
 
 def _typed(name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.Resource:

@@ -36,8 +36,8 @@ def namespace() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(NAMESPACE, namespaced=False)}
 
 
-def manifests(image: str, pull_secret: str | None = None,
-              role_arn: str | None = None) -> list[dict[str, Any]]:
+def manifests(image: str, pull_secret: str | None = None, role_arn: str | None = None,
+              cluster_name: str = "default") -> list[dict[str, Any]]:
     """In apply order. The controller applies whatever its Kustomizations hold, so it is bound
     to cluster-admin, as Flux's kustomize-controller is."""
     with_crds = []
@@ -53,7 +53,7 @@ def manifests(image: str, pull_secret: str | None = None,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                      "name": "cluster-admin"},
          "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]},
-        deployment(image, pull_secret),
+        deployment(image, pull_secret, cluster_name),
         {"apiVersion": "v1", "kind": "Service", "metadata": _meta(NAME),
          "spec": {"selector": {"app.kubernetes.io/name": NAME},
                   "ports": [{"name": "http-metrics", "port": PROBE_PORT,
@@ -69,7 +69,9 @@ def _service_account(role_arn: str | None) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
 
 
-def deployment(image: str, pull_secret: str | None) -> dict[str, Any]:
+def deployment(image: str, pull_secret: str | None, cluster_name: str = "default"
+               ) -> dict[str, Any]:
+    """`cluster_name` names this cluster in the commit statuses the controller posts."""
     def probe(path: str) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": "http-metrics"}, "periodSeconds": 10}
 
@@ -79,7 +81,8 @@ def deployment(image: str, pull_secret: str | None) -> dict[str, Any]:
                             "fsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [{
             "name": "controller", "image": image,
-            "args": [f"--probe-port={PROBE_PORT}", f"--receiver-port={RECEIVER_PORT}"],
+            "args": [f"--probe-port={PROBE_PORT}", f"--receiver-port={RECEIVER_PORT}",
+                     f"--cluster-name={cluster_name}"],
             "ports": [{"name": "http-metrics", "containerPort": PROBE_PORT},
                       {"name": "http-webhook", "containerPort": RECEIVER_PORT}],
             "livenessProbe": probe("/healthz"), "readinessProbe": probe("/readyz"),

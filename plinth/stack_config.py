@@ -68,12 +68,27 @@ class RegistryConfig(Strict):
 
 
 class RepositoriesConfig(Strict):
-    """The two repositories of the GitOps model: application code and the GitOps config."""
+    """The two repositories of the GitOps model: application code and the GitOps config.
 
-    kind: Literal["local", "codecommit"] = "local"
+    `gitea`: repositories of `organization` on a Gitea forge, which posts commit statuses and
+    webhooks: the stack's own (local clusters), or a team's at `url` (token from the secret
+    config key `plinth:giteaToken`); `local`: a plain git server of the stack (no forge);
+    `codecommit`: AWS CodeCommit."""
+
+    kind: Literal["gitea", "local", "codecommit"] = "local"
     app: Name = "app"
     gitops: Name = "gitops"
     branch: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/-]+$")] = "main"
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^/]+(/.*)?$")] | None = Field(
+        default=None, description="gitea: a team's Gitea (root URL); default: the stack's own")
+    user: str | None = Field(default=None, description="gitea at url: the token's user")
+    organization: Name = "plinth"
+
+    @model_validator(mode="after")
+    def _per_kind(self) -> RepositoriesConfig:
+        if self.url and not self.user:
+            raise ValueError("url (a team's Gitea) needs user, the login of plinth:giteaToken")
+        return self
 
 
 class ControllerConfig(Strict):

@@ -11,7 +11,6 @@ repository (waking an object that is already awake does nothing).
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from plinth.forge.signature import verify
+from plinth.forge.signature import receiver_path, verify
 from sync_controller.api import GitRepositorySpec, ReceiverSpec, spec_of
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
@@ -30,10 +29,6 @@ MAX_BODY_BYTES = 1024 * 1024  # GitHub caps payloads at 25 MB; a push of a GitOp
 EVENT_HEADERS = ("X-GitHub-Event", "X-Gitea-Event")
 log = logging.getLogger("plinth.receiver")
 Wake = Callable[[str, str], None]  # (namespace, name) of a GitRepository
-
-
-def webhook_path(token: str, namespace: str, name: str) -> str:
-    return "/hook/" + hashlib.sha256(f"{token}{name}{namespace}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ class ReceiverReconciler:
             raise Waiting("TokenNotFound", f"secret {namespace}/{spec.secret_ref.name} "
                                            "(spec.secretRef) not found or has no token key")
         token = base64.b64decode(encoded).decode()
-        path = webhook_path(token, namespace, name)
+        path = receiver_path(token, namespace, name)
         self.endpoints[path] = Endpoint(namespace, name, spec, token)
         status["webhookPath"] = path
         return Result("Succeeded", f"receiving {spec.type} events at {path}", spec.interval)

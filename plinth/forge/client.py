@@ -102,7 +102,18 @@ class ForgeClient:
 
     def ensure_organization(self, name: str, visibility: Visibility = "private"
                             ) -> Organization:
-        return self.get_organization(name) or self.create_organization(name, visibility)
+        """The organisation, made when missing; one made meanwhile by someone else (two
+        repositories created at once) is taken as it is."""
+        found = self.get_organization(name)
+        if found is not None:
+            return found
+        try:
+            return self.create_organization(name, visibility)
+        except ForgeError as err:
+            found = self.get_organization(name) if err.status == 422 else None
+            if found is None:
+                raise
+            return found
 
     def delete_organization(self, name: str) -> None:
         """Gitea only, and only once it holds no repository; gone already is fine."""

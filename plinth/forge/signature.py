@@ -1,5 +1,6 @@
 """Webhook signatures as GitHub and Gitea send them: `X-Hub-Signature-256: sha256=<hex>`, the
-HMAC-SHA256 of the raw request body under the hook's secret."""
+HMAC-SHA256 of the raw request body under the hook's secret; and the path of a Plinth Receiver,
+which whoever registers the hook (Pulumi, a pipeline) computes as the controller does."""
 from __future__ import annotations
 
 import hashlib
@@ -18,3 +19,9 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
     if not header or not header.startswith("sha256="):
         return False
     return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
+
+
+def receiver_path(token: str, namespace: str, name: str) -> str:
+    """Where the controller serves Receiver `namespace/name`: unguessable without the token,
+    and new when the token changes."""
+    return "/hook/" + hashlib.sha256(f"{token}{name}{namespace}".encode()).hexdigest()

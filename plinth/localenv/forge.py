@@ -55,7 +55,7 @@ class LocalForge:
     app.ini (mode 0600); nothing here prints or logs them.
     """
 
-    admin = "plinth"  # `admin` itself is a name Gitea reserves
+    admin = "plinth-admin"  # `admin` is reserved; `plinth` is the stack's organisation
 
     def __init__(self, state_dir: Path, address: str = "127.0.0.1") -> None:
         self.state_dir = state_dir

@@ -43,6 +43,9 @@ class Mocks(pulumi.runtime.Mocks):
             outputs.update(serviceUserName="git-user", servicePassword="s3cret-git-password")
         elif typ == "pulumi-python:dynamic:Resource" and "server_state_dir" in args.inputs:
             outputs["url"] = f"http://127.0.0.1:8418/{args.inputs['name']}"  # a bare repo
+        elif typ == "pulumi-python:dynamic:Resource" and "organization" in args.inputs:
+            web = f"http://10.244.0.1:3000/{args.inputs['organization']}/{args.inputs['name']}"
+            outputs.update(url=f"{web}.git", web_url=web)  # a repository on the forge
         elif typ.startswith("aws:iam/"):
             outputs.setdefault("arn", f"arn:aws:iam::123456789012:role/{name}")
             outputs.setdefault("name", name)

@@ -21,7 +21,8 @@ import pytest
 
 from plinth.oci import builds
 from plinth.oci.push import Registry
-from plinth.localenv.githttp import GitHttpServer
+from plinth.localenv.forge import LocalForge
+from plinth.forge import RepoRef
 from plinth.localenv.node import NODE_NAME, clear_dead_node, preflight
 from plinth.localenv.tools import find_tool
 from tests.controller.harness import Kube, wait_for
@@ -199,12 +200,46 @@ def test_controller_upgrade_rolls_its_own_pod_through_git(stack: LocalStack) -> 
 
 
 def _gitops_clone(stack: LocalStack, work: Path) -> tuple[git.Repo, dict[str, str]]:
-    user, password = GitHttpServer(stack.state / "git").credentials()
+    """A clone of the GitOps repository, with the controller's own git login."""
+    data = (stack.kube.get("secret", "gitops-auth", NS) or {})["data"]
+    user, password = (base64.b64decode(data[k]).decode() for k in ("username", "password"))
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {token}"}
     repo = git.Repo.clone_from(stack.outputs["gitops_repo"], work, env=env)
     return repo, env
+
+
+def test_the_forge_shows_the_sync_and_its_pushes_sync_at_once(stack: LocalStack,
+                                                               tmp_path: Path) -> None:
+    """The GitOps repository lives on the stack's Gitea: every Kustomization posts a commit
+    status on the commit it applied, and a push reaches the controller by webhook, well
+    before the GitRepository's one-minute interval."""
+    client = LocalForge(stack.state / "forge").client("stack")
+    gitops = RepoRef("plinth", "gitops")
+    sha = stack.outputs["gitops_commit"]
+
+    def statuses() -> dict[str, str]:
+        combined = client.combined_status(gitops, sha)
+        return {s.context: s.state.value for s in combined.statuses}
+    wait_for(lambda: statuses().get("plinth/local/plinth-system") == "success", 120,
+             "the root Kustomization's commit status")
+    assert {"plinth/local/apps", "plinth/local/infrastructure"} <= set(statuses()), statuses()
+    repo, env = _gitops_clone(stack, tmp_path / "gitops")
+    (tmp_path / "gitops" / "README.md").write_text("pushed by the forge test\n")
+    repo.index.add(["README.md"])
+    pushed = repo.index.commit("a push the webhook announces").hexsha
+    repo.git.push("origin", "main", env=env)
+
+    def fetched() -> bool:
+        source = stack.kube.get("gitrepositories.plinth.dev", "gitops", NS) or {}
+        return str(((source.get("status") or {}).get("artifact") or {}).get(
+            "revision", "")).endswith(pushed)
+    wait_for(fetched, 30, "the GitRepository to fetch the pushed commit")
+    logs = stack.kube.run("logs", "-n", NS, "deploy/plinth-controller").stdout
+    assert "webhook accepted" in logs
+    wait_for(lambda: client.combined_status(gitops, pushed).state.value == "success", 120,
+             "the pushed commit to turn green")
 
 
 def test_missing_image_fails_health_with_the_pods_reason(stack: LocalStack,
@@ -299,4 +334,4 @@ def test_destroy_leaves_the_host_as_it_was(stack: LocalStack) -> None:
     after = snapshot(stack.state)
     assert not stack.before.differences(after), stack.before.differences(after)
     assert not (stack.state / "control-plane").exists()
-    assert not (stack.state / "git").exists() and not (stack.state / "registry").exists()
+    assert not (stack.state / "forge").exists() and not (stack.state / "registry").exists()
