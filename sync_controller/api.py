@@ -137,6 +137,7 @@ class CheckoutSpec(_Model):
 
 class PushSpec(_Model):
     branch: str | None = None
+    provider_ref: LocalRef | None = None  # with branch: a pull request on this Provider's forge
 
 
 class GitSpec(_Model):

@@ -3,6 +3,8 @@ namespace's ImagePolicies chose into the fields marked with setter comments, com
 
 Commits only when a marked field changed; a moved branch is refetched and the setters applied
 again (bounded), never force-pushed. The files and lines changed go into the commit message.
+Pushed to a branch of its own (`git.push.branch`) with a `providerRef`, the change also gets
+its one pull request on the forge, kept up to date as later pushes add to the branch.
 """
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ import git
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from plinth.forge import ForgeClient, ForgeError
 from plinth.git_push import PushError, push_change
 from sync_controller import conditions as cond
-from sync_controller.api import GitRepositorySpec, ImageUpdateAutomationSpec, spec_of
+from sync_controller.api import (GitRepositorySpec, ImageUpdateAutomationSpec, ProviderSpec,
+                                 spec_of)
 from sync_controller.image_reflector import GROUP, VERSION
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
-from sync_controller.outcome import ReconcileError, Result, Waiting
+from sync_controller.notify import ForgeTarget, token_of
+from sync_controller.outcome import ReconcileError, Result, Stalling, Waiting
 from sync_controller.setters import Change, Image, update_tree
 from sync_controller.source import SourceError
 from sync_controller.sources import Sources
@@ -66,11 +71,14 @@ class ImageAutomation:
             template = self.templates.from_string(
                 git_spec.commit.message_template or DEFAULT_MESSAGE)
 
+            messages: list[str] = []
+
             def change(work: Path) -> str | None:
                 changes: list[Change] = update_tree(work, spec.update.path, images)
                 if not changes:
                     return None
-                return str(template.render(automation=meta["name"], changes=changes))
+                messages.append(str(template.render(automation=meta["name"], changes=changes)))
+                return messages[-1]
 
             author = git_spec.commit.author
             pushed = await asyncio.to_thread(
@@ -80,8 +88,42 @@ class ImageAutomation:
             raise ReconcileError("AutomationFailed", str(err)) from None
         now = cond.now()
         status["lastAutomationRunTime"] = now
-        if not pushed.changed:
-            return Result("Succeeded", "no marked field needed a change", spec.interval)
-        status.update(lastPushCommit=pushed.commit, lastPushTime=now)
-        return Result("Succeeded", f"pushed {pushed.commit[:12]} ({', '.join(pushed.changed)})",
-                      spec.interval, changed=True)
+        summary = "no marked field needed a change"
+        if pushed.changed:
+            status.update(lastPushCommit=pushed.commit, lastPushTime=now)
+            summary = f"pushed {pushed.commit[:12]} ({', '.join(pushed.changed)})"
+        push = git_spec.push
+        if push.branch and push.branch != branch and push.provider_ref and (
+                pushed.changed or not status.get("pullRequest")):
+            url = await self._pull_request(meta["namespace"], push.provider_ref.name,
+                                           push.branch, branch, messages[-1] if messages else
+                                           f"plinth: update images ({meta['name']})")
+            status["pullRequest"] = url
+            summary += f"; pull request {url}"
+        return Result("Succeeded", summary, spec.interval, changed=bool(pushed.changed))
+
+    async def _pull_request(self, namespace: str, provider: str, head: str, base: str,
+                            message: str) -> str:
+        """The one open pull request head -> base on the Provider's forge, its title and body
+        the commit message (what changed, file and line): created, or updated."""
+        found = await self.cluster.get(ObjectRef(GROUP, "Provider", namespace, provider,
+                                                 VERSION))
+        if found is None:
+            raise Waiting("DependencyNotReady", f"Provider {namespace}/{provider} "
+                                                "(spec.git.push.providerRef) not found")
+        provider_spec = spec_of(found)
+        assert isinstance(provider_spec, ProviderSpec)
+        if provider_spec.type == "generic":
+            raise Stalling("InvalidSpec", f"spec.git.push.providerRef: Provider {provider} is "
+                                          "generic; a pull request needs a github or gitea one")
+        target = ForgeTarget.of(provider_spec)
+        token = await token_of(self.cluster, namespace, provider_spec)
+        client = ForgeClient(target.kind, target.api_url, token or "",
+                             timeout=provider_spec.timeout)
+        title, _, body = message.partition("\n")
+        try:
+            pull = await asyncio.to_thread(client.ensure_pull_request, target.repo, head, base,
+                                           title, body.strip())
+        except ForgeError as err:
+            raise ReconcileError("PullRequestFailed", str(err)) from None
+        return pull.html_url

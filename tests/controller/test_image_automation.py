@@ -11,11 +11,13 @@ import git
 from click.testing import CliRunner
 
 from plinth.cli import cli as cli_main
+from plinth.localenv.forge import LocalForge
 from plinth.localenv.gitdaemon import GitDaemon
 from plinth.localenv.process import free_port
 from plinth.localenv.registry import LocalRegistry
 from tests.controller.harness import Scenario, wait_for
 from tests.controller.images import push_image
+from tests.controller.test_commit_status import ForgeRepo, on_forge  # noqa: F401 (a fixture)
 
 
 def _deployment(image: str) -> dict[str, Any]:
@@ -205,3 +207,43 @@ def test_a_deleted_image_repository_stops_its_policies(scenario: Scenario,
     ready = wait_for(refused, 30, "the policy to stop choosing from a deleted repository")
     assert ready["reason"] == "DependencyNotReady"
     assert f"ImageRepository {ns}/web (spec.imageRepositoryRef) not found" in ready["message"]
+
+
+def test_a_pushed_branch_gets_one_pull_request(scenario: Scenario, on_forge: ForgeRepo,
+                                               oci_registry: LocalRegistry) -> None:
+    """The pull-request flow: the automation pushes to a branch of its own and keeps one pull
+    request from it open on the forge, whose body says what changed."""
+    ns = scenario.namespace
+    image = f"{oci_registry.host}/{ns}/web"
+    for tag in ("1.0.0", "1.1.0"):
+        push_image(oci_registry, f"{ns}/web", tag)
+    on_forge.repo.commit({"app/kustomization.yaml": OVERLAY.format(image=image, ns=ns),
+                          "app/deployment.yaml": _deployment(f"{image}:0.0.1")})
+    login = {"username": LocalForge.admin, "password": on_forge.forge.token()}
+    scenario.kube.apply({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": "git-login", "namespace": ns},
+                         "stringData": login})
+    scenario.git_repository(url=on_forge.forge.clone_url(ns, "gitops"),
+                            secretRef={"name": "git-login"})
+    _registry_secret(scenario, oci_registry, oci_registry.credentials()[1])
+    _image_objects(scenario, image)
+    scenario.kube.apply({
+        "apiVersion": "plinth.dev/v1", "kind": "ImageUpdateAutomation",
+        "metadata": {"name": "images", "namespace": ns},
+        "spec": {"sourceRef": {"name": "repo"}, "interval": "1s", "update": {"path": "./app"},
+                 "git": {"commit": {"author": {"name": "bot", "email": "bot@example.com"}},
+                         "push": {"branch": "plinth/images", "providerRef": {"name": "forge"}}}}})
+    client = on_forge.forge.client()
+
+    def pull_request(moved: str) -> Any:
+        pull = client.find_pull_request(on_forge.ref, "plinth/images", "main")
+        return pull if pull is not None and moved in pull.body else None
+    first = wait_for(lambda: pull_request("1.0.0 -> 1.1.0"), 90, "the pull request")
+    assert "app/kustomization.yaml:8" in first.body and first.title.startswith("plinth: ")
+    status = scenario.status("images", "imageupdateautomations.plinth.dev")
+    assert status["pullRequest"] == first.html_url
+    push_image(oci_registry, f"{ns}/web", "1.2.0")
+    second = wait_for(lambda: pull_request("1.1.0 -> 1.2.0"), 90, "the pull request to follow")
+    assert second.number == first.number  # the same pull request, updated
+    assert client.get_branch(on_forge.ref, "main").sha == \
+        git.Repo(on_forge.repo.work).head.commit.hexsha  # main itself is left alone
