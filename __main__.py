@@ -13,7 +13,7 @@ state_dir = Path(os.environ.get("PLINTH_STATE_DIR") or
                  Path(__file__).resolve().parent / ".plinth" / "stacks" / stack)
 platform = Platform("platform", PlatformArgs(settings, stack, state_dir,
                                              config.secret("registryPassword"),
-                                             config.secret("giteaToken")))
+                                             config.secret("forgeToken")))
 
 pulumi.export("cluster", settings.gitops.cluster)
 pulumi.export("kubeconfig", platform.cluster.kubeconfig)

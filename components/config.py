@@ -13,7 +13,7 @@ from pulumi.runtime.config import CONFIG, get_config_env
 
 from plinth.stack_config import NAMESPACE, StackConfig
 
-SECRET_KEYS = {"registryPassword", "giteaToken"}
+SECRET_KEYS = {"registryPassword", "forgeToken"}
 
 
 def _value(raw: Any) -> Any:

@@ -2,7 +2,7 @@
 role that lets the controller read ECR. Secret outputs end to end; the git credentials are
 materialised as the Secret the root GitRepository references.
 
-- gitea: the forge user and its token (HTTP basic auth takes a token as the password).
+- gitea, github: the forge user and its token (HTTP basic auth takes a token as the password).
 - local git: HTTP basic auth of the stack's git server (its generated password).
 - codecommit: an IAM user limited to the GitOps repository, with HTTPS git credentials.
 """
@@ -24,7 +24,7 @@ GIT_SECRET = "gitops-auth"
 
 @dataclass(frozen=True)
 class CredentialsArgs:
-    git_kind: str  # gitea | local | codecommit
+    git_kind: str  # gitea | github | local | codecommit
     provider: k8s.Provider
     namespace: pulumi.Input[str]
     local_git_server: LocalServer | None = None
@@ -55,9 +55,9 @@ class Credentials(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plinth:credentials:Credentials", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        if args.git_kind == "gitea":
+        if args.git_kind in ("gitea", "github"):
             if args.forge_login is None:
-                raise ValueError("gitea credentials need the forge's user and token")
+                raise ValueError("forge credentials need the forge's user and token")
             username, password = args.forge_login
         elif args.git_kind == "local":
             if args.local_git_server is None:

@@ -1,7 +1,8 @@
 """GitRepository: one of the platform's two repositories (application code, GitOps config).
 
-- `gitea`: a repository of an organisation on a Gitea forge (the stack's own or a team's),
-  created through its API; the forge posts commit statuses and webhooks for the CD loop.
+- `gitea`, `github`: a repository of an organisation on a forge (Gitea: the stack's own or a
+  team's; GitHub), created through its API; the forge gets commit statuses and sends webhooks
+  for the CD loop.
 - `local`: a bare repository (dynamic provider, GitPython) in the stack's git server, served
   over smart HTTP with basic auth.
 - `codecommit`: an AWS CodeCommit repository, cloned over HTTPS with git credentials.
@@ -16,16 +17,18 @@ import pulumi_aws as aws
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
 from components.local_servers import BareRepository, LocalServer
-from plinth.forge import ForgeClient, RepoRef
+from plinth.forge import ForgeClient, ForgeKind, RepoRef, forge_kind
 
 
 @dataclass(frozen=True)
 class Forge:
-    """A Gitea forge: its root URL and a token that may create organisations and repos."""
+    """A forge: Gitea (`url` its root) or GitHub (`url` its API root), and a token that may
+    create repositories (and, on Gitea, organisations)."""
 
     url: pulumi.Input[str]
     token: pulumi.Output[str]
     organization: str
+    kind: ForgeKind = "gitea"
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,9 @@ class GitRepository(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.arn = None
         self.web_url = None
-        if args.kind == "gitea":
+        if args.kind in ("gitea", "github"):
             if args.forge is None:
-                raise ValueError("a gitea GitRepository needs its forge")
+                raise ValueError(f"a {args.kind} GitRepository needs its forge")
             on_forge = ForgeRepository(f"{name}-gitea", args.forge, args.repo_name,
                                        args.branch, args.description, opts=child)
             self.url, self.web_url = on_forge.url, on_forge.web_url
@@ -73,17 +76,18 @@ class GitRepository(pulumi.ComponentResource):
 
 
 def _client(props: dict[str, Any]) -> ForgeClient:
-    return ForgeClient.gitea(props["forge_url"], props["token"])
+    return ForgeClient(forge_kind(props["forge_kind"]), props["forge_url"], props["token"])
 
 
 class ForgeRepositoryProvider(ResourceProvider):
-    """A private repository of an organisation (made when missing) or of the token's own user
-    on a Gitea forge; delete removes the repository, not the organisation (others may live
+    """A private repository of an organisation (made when missing, on Gitea) or of the
+    token's own user; delete removes the repository, not the organisation (others may live
     there)."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = _client(props)
-        if props["organization"] != client.login:  # a user's own repositories need no org
+        # a user's own repositories need no organisation; GitHub's cannot be made by API
+        if client.kind == "gitea" and props["organization"] != client.login:
             client.ensure_organization(props["organization"])
         repo = client.ensure_repository(RepoRef(props["organization"], props["name"]),
                                         description=props["description"],
@@ -92,7 +96,7 @@ class ForgeRepositoryProvider(ResourceProvider):
                                                      "web_url": repo.html_url})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = ("forge_url", "organization", "name", "branch")
+        keys = ("forge_kind", "forge_url", "organization", "name", "branch")
         replaces = [k for k in keys if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(replaces), replaces=replaces,
                           delete_before_replace=True)
@@ -108,8 +112,8 @@ class ForgeRepository(Resource):
     def __init__(self, name: str, forge: Forge, repo_name: str, branch: str, description: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(ForgeRepositoryProvider(), name, {
-            "forge_url": forge.url, "token": forge.token, "organization": forge.organization,
-            "name": repo_name, "branch": branch, "description": description, "url": None,
+            "forge_kind": forge.kind, "forge_url": forge.url, "token": forge.token,
+            "organization": forge.organization, "name": repo_name, "branch": branch, "description": description, "url": None,
             "web_url": None}, pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(additional_secret_outputs=["token"])))
 
@@ -137,6 +141,7 @@ class ForgeWebhook(Resource):
                  hook_url: pulumi.Input[str], secret: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(ForgeWebhookProvider(), name, {
-            "forge_url": forge.url, "token": forge.token, "repository": repository,
+            "forge_kind": forge.kind, "forge_url": forge.url, "token": forge.token,
+            "repository": repository,
             "hook_url": hook_url, "secret": secret}, pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(additional_secret_outputs=["token", "secret"])))

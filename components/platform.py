@@ -22,6 +22,7 @@ from components.local_servers import LocalServer
 from components.registry import Registry, RegistryArgs
 from components.sync_controller import ForgeLoop, SyncController, SyncControllerArgs
 from plinth import controller_manifests
+from plinth.forge.client import GITHUB_API
 from plinth.repospec import AppSpec, RepoSpec
 from plinth.stack_config import StackConfig
 
@@ -32,7 +33,7 @@ class PlatformArgs:
     stack: str
     state_dir: Path  # where the local stack's servers keep their state
     registry_password: pulumi.Output[str] | None = None
-    gitea_token: pulumi.Output[str] | None = None
+    forge_token: pulumi.Output[str] | None = None
 
 
 class Platform(pulumi.ComponentResource):
@@ -80,8 +81,11 @@ class Platform(pulumi.ComponentResource):
             eks.oidc_issuer if eks else None, forge_login), opts=child)
         forge_loop = None
         if forge is not None and self.gitops_repo.web_url is not None:
+            # the stack's own forge reaches the controller's Service; another one needs a URL
+            own_forge = repos.kind == "gitea" and repos.url is None
             forge_loop = ForgeLoop(forge, pulumi.Output.from_input(
-                f"{repos.organization}/{repos.gitops}"), self.gitops_repo.web_url)
+                f"{repos.organization}/{repos.gitops}"), self.gitops_repo.web_url,
+                "service" if own_forge else repos.receiver_url)
 
         spec = self._repo_spec(config, self.credentials.controller_role_arn)
         self.gitops = GitOpsRepo("gitops", spec, self.gitops_repo.url, repos.branch,
@@ -104,12 +108,12 @@ class Platform(pulumi.ComponentResource):
 
     def _forge(self, config: StackConfig, args: PlatformArgs, opts: pulumi.ResourceOptions
                ) -> tuple[Forge | None, tuple[pulumi.Output[str], pulumi.Output[str]] | None]:
-        """The Gitea the repositories live on, and its user and token: the stack's own on a
-        local cluster, else the team's at plinth:repositories.url."""
+        """The forge the repositories live on, and the git login (user, token): the stack's
+        own Gitea on a local cluster, a team's Gitea at plinth:repositories.url, or GitHub."""
         repos = config.repositories
-        if repos.kind != "gitea":
+        if repos.kind not in ("gitea", "github"):
             return None, None
-        if repos.url is None:
+        if repos.kind == "gitea" and repos.url is None:
             if config.cluster.kind != "local":
                 raise ValueError("plinth:repositories: kind gitea needs url (a team's Gitea) "
                                  "outside a local cluster")
@@ -117,12 +121,16 @@ class Platform(pulumi.ComponentResource):
                                  address=self.cluster.host_address, opts=opts)
             token: pulumi.Output[str] = server.password.apply(pulumi.Output.secret)
             return Forge(server.endpoint, token, repos.organization), (server.username, token)
-        if args.gitea_token is None:
-            raise ValueError("plinth:giteaToken: a team's Gitea needs it "
-                             "(pulumi config set --secret plinth:giteaToken ...)")
-        assert repos.user is not None  # the config model requires it with url
-        return (Forge(repos.url, args.gitea_token, repos.organization),
-                (pulumi.Output.from_input(repos.user), args.gitea_token))
+        if args.forge_token is None:
+            raise ValueError(f"plinth:forgeToken: kind {repos.kind} needs it "
+                             "(pulumi config set --secret plinth:forgeToken ...)")
+        if repos.kind == "github":
+            # GitHub takes a token as the password of this user name for git over HTTPS
+            return (Forge(GITHUB_API, args.forge_token, repos.organization, "github"),
+                    (pulumi.Output.from_input("x-access-token"), args.forge_token))
+        assert repos.url is not None and repos.user is not None  # the model requires them
+        return (Forge(repos.url, args.forge_token, repos.organization),
+                (pulumi.Output.from_input(repos.user), args.forge_token))
 
     @staticmethod
     def runs_pods(config: StackConfig) -> bool:

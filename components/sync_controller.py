@@ -54,6 +54,9 @@ class ForgeLoop:
     forge: Forge
     repository: pulumi.Output[str]  # owner/name
     web_url: pulumi.Output[str]
+    # where the forge sends pushes: "service" (the controller's Service, for a forge on the
+    # cluster's host), a URL that reaches port 9292 (an Ingress), or None: no webhook
+    receiver: str | None
 
 
 def _bootstrap_only(skip_await: bool) -> pulumi.ResourceTransformation:
@@ -152,21 +155,27 @@ class SyncController(pulumi.ComponentResource):
         k8s.apiextensions.CustomResource(
             f"{name}-provider", api_version="plinth.dev/v1", kind="Provider",
             metadata={"name": "forge", "namespace": NAMESPACE},
-            spec={"type": "gitea", "address": loop.web_url,
+            spec={"type": loop.forge.kind, "address": loop.web_url,
                   "secretRef": {"name": "forge-tokens"}}, opts=after)
         k8s.apiextensions.CustomResource(
             f"{name}-alert", api_version="plinth.dev/v1", kind="Alert",
             metadata={"name": "commit-statuses", "namespace": NAMESPACE},
             spec={"providerRef": {"name": "forge"},
                   "eventSources": [{"kind": "Kustomization", "name": "*"}]}, opts=after)
+        if loop.receiver is None:
+            return
         receiver = k8s.apiextensions.CustomResource(
             f"{name}-receiver", api_version="plinth.dev/v1", kind="Receiver",
             metadata={"name": "gitops", "namespace": NAMESPACE},
-            spec={"type": "gitea", "secretRef": {"name": "receiver-token"},
+            spec={"type": loop.forge.kind, "secretRef": {"name": "receiver-token"},
                   "resources": [{"kind": "GitRepository", "name": source_name}]}, opts=after)
-        service = next(r for r in self.install if isinstance(r, k8s.core.v1.Service))
-        hook_url = pulumi.Output.all(service.spec.cluster_ip, receiver_token).apply(
-            lambda v: f"http://{v[0]}{receiver_path(v[1], NAMESPACE, 'gitops')}")
+        if loop.receiver == "service":
+            service = next(r for r in self.install if isinstance(r, k8s.core.v1.Service))
+            base: pulumi.Output[str] = service.spec.cluster_ip.apply(lambda ip: f"http://{ip}")
+        else:
+            base = pulumi.Output.from_input(loop.receiver.rstrip("/"))
+        hook_url = pulumi.Output.all(base, receiver_token).apply(
+            lambda v: f"{v[0]}{receiver_path(v[1], NAMESPACE, 'gitops')}")
         ForgeWebhook(f"{name}-webhook", loop.forge, loop.repository, hook_url, receiver_token,
                      opts=pulumi.ResourceOptions(parent=self, depends_on=[receiver]))
 

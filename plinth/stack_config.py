@@ -70,12 +70,14 @@ class RegistryConfig(Strict):
 class RepositoriesConfig(Strict):
     """The two repositories of the GitOps model: application code and the GitOps config.
 
-    `gitea`: repositories of `organization` on a Gitea forge, which posts commit statuses and
-    webhooks: the stack's own (local clusters), or a team's at `url` (token from the secret
-    config key `plinth:giteaToken`); `local`: a plain git server of the stack (no forge);
-    `codecommit`: AWS CodeCommit."""
+    `gitea`: repositories of `organization` on a Gitea forge, which gets commit statuses and
+    sends push webhooks: the stack's own (local clusters), or a team's at `url`; `github`:
+    repositories of the GitHub `organization` (which must exist); the token of either comes
+    from the secret config key `plinth:forgeToken`. A forge that cannot reach the cluster's
+    Service sends webhooks to `receiver_url` (an Ingress to the controller's port 9292), or
+    none. `local`: a plain git server of the stack (no forge); `codecommit`: AWS CodeCommit."""
 
-    kind: Literal["gitea", "local", "codecommit"] = "local"
+    kind: Literal["gitea", "github", "local", "codecommit"] = "local"
     app: Name = "app"
     gitops: Name = "gitops"
     branch: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/-]+$")] = "main"
@@ -83,6 +85,8 @@ class RepositoriesConfig(Strict):
         default=None, description="gitea: a team's Gitea (root URL); default: the stack's own")
     user: str | None = Field(default=None, description="gitea at url: the token's user")
     organization: Name = "plinth"
+    receiver_url: Annotated[str, StringConstraints(pattern=r"^https?://[^/]+/?$")] | None = \
+        Field(default=None, description="where the forge reaches the controller's receivers")
 
     @model_validator(mode="after")
     def _per_kind(self) -> RepositoriesConfig:

@@ -71,7 +71,7 @@ def _stack_config(stack: str) -> dict[str, str]:
 
 def build(stack: str, tmp_path: Path, overrides: dict[str, Any] | None = None,
           check: Callable[[Platform], pulumi.Output[Any]] | None = None,
-          mocks: Mocks | None = None) -> Mocks:
+          mocks: Mocks | None = None, forge_token: str | None = None) -> Mocks:
     """Run the program of `stack` under `mocks` (which record every resource registered, even
     when the program fails)."""
     mocks = Mocks() if mocks is None else mocks
@@ -83,7 +83,9 @@ def build(stack: str, tmp_path: Path, overrides: dict[str, Any] | None = None,
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
-        platform = Platform("platform", PlatformArgs(config.load(), stack, tmp_path / "state"))
+        token = pulumi.Output.secret(forge_token) if forge_token else None
+        platform = Platform("platform", PlatformArgs(config.load(), stack, tmp_path / "state",
+                                                     forge_token=token))
         return check(platform) if check else platform.gitops_repo.url
 
     program()
@@ -250,3 +252,35 @@ def test_local_stack_without_a_node_runs_the_controller_as_a_process(tmp_path: P
     assert cluster["node"] is False
     assert not _dynamic(mocks, "definition")  # nothing to build: no pod would run it
     assert [i for i in _dynamic(mocks, "kind") if i["kind"] == "controller"]
+
+
+def test_repositories_on_github_get_commit_statuses_and_a_webhook_only_with_a_url(
+        tmp_path: Path) -> None:
+    github = {"plinth:repositories": {"kind": "github", "organization": "acme"}}
+    mocks = build("dev", tmp_path, github, forge_token="ghp_s3cret")
+    repos = [r for r in of_type(mocks, "pulumi-python:dynamic:Resource")
+             if "organization" in r.inputs]
+    assert {(r.inputs["forge_kind"], r.inputs["forge_url"], r.inputs["name"]) for r in repos} \
+        == {("github", "https://api.github.com", "app"), ("github", "https://api.github.com",
+                                                          "gitops")}
+    objects = kubernetes_objects(mocks)
+    (provider,) = [o for o in objects if o["kind"] == "Provider"]
+    assert provider["spec"]["type"] == "github"
+    assert provider["spec"]["address"] == "http://10.244.0.1:3000/acme/gitops"  # the mock's
+    assert not [o for o in objects if o["kind"] == "Receiver"]  # GitHub cannot reach it
+    assert all(isinstance(r.inputs["token"], dict) and SECRET_SIG in r.inputs["token"]
+               for r in repos)  # the token stays a secret
+    with_hook = build("dev", tmp_path, {"plinth:repositories": {
+        "kind": "github", "organization": "acme",
+        "receiver_url": "https://hooks.acme.example"}}, forge_token="ghp_s3cret")
+    hooks = [r for r in of_type(with_hook, "pulumi-python:dynamic:Resource")
+             if "hook_url" in r.inputs]
+    assert len(hooks) == 1 and any(o["kind"] == "Receiver"
+                                   for o in kubernetes_objects(with_hook))
+
+
+def test_github_without_a_token_stops_before_any_resource(tmp_path: Path) -> None:
+    mocks = Mocks()
+    with pytest.raises(Exception, match="plinth:forgeToken"):
+        build("dev", tmp_path, {"plinth:repositories": {"kind": "github",
+                                                        "organization": "acme"}}, mocks=mocks)
