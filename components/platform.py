@@ -39,8 +39,15 @@ class PlatformArgs:
 class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("plinth:platform:Platform", name, None, opts)
         config = args.config
+        repos = config.repositories
+        if args.forge_token is None and (repos.kind == "github" or repos.kind == "gitea"
+                                         and repos.url is not None):
+            # before any resource: a half-made stack is worse than none
+            raise ValueError(f"plinth:forgeToken: repositories of kind {repos.kind} on "
+                             f"{repos.url or 'GitHub'} need it "
+                             "(pulumi config set --secret plinth:forgeToken ...)")
+        super().__init__("plinth:platform:Platform", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.cluster = Cluster("cluster", ClusterArgs(config.gitops.cluster, config.cluster,
                                                       args.state_dir), opts=child)
@@ -121,9 +128,7 @@ class Platform(pulumi.ComponentResource):
                                  address=self.cluster.host_address, opts=opts)
             token: pulumi.Output[str] = server.password.apply(pulumi.Output.secret)
             return Forge(server.endpoint, token, repos.organization), (server.username, token)
-        if args.forge_token is None:
-            raise ValueError(f"plinth:forgeToken: kind {repos.kind} needs it "
-                             "(pulumi config set --secret plinth:forgeToken ...)")
+        assert args.forge_token is not None  # checked before any resource
         if repos.kind == "github":
             # GitHub takes a token as the password of this user name for git over HTTPS
             return (Forge(GITHUB_API, args.forge_token, repos.organization, "github"),

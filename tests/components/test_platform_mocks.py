@@ -284,3 +284,4 @@ def test_github_without_a_token_stops_before_any_resource(tmp_path: Path) -> Non
     with pytest.raises(Exception, match="plinth:forgeToken"):
         build("dev", tmp_path, {"plinth:repositories": {"kind": "github",
                                                         "organization": "acme"}}, mocks=mocks)
+    assert [f"{r.typ} {r.name}" for r in mocks.resources] == []
