@@ -10,6 +10,7 @@ import pytest
 
 from plinth.localenv.controlplane import LocalControlPlane
 from plinth.localenv.gitdaemon import GitDaemon
+from tests.controller.forge_repo import on_forge  # noqa: F401 (a fixture for every module)
 from tests.controller.harness import ControllerProcess, GitOpsRepo, Kube, Scenario
 
 CRDS = Path(__file__).resolve().parents[2] / "sync_controller" / "crds"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from plinth.cli import cli
 from plinth.forge import ForgeError, StatusState
 from tests.controller.harness import Scenario, wait_for
-from tests.controller.test_commit_status import ForgeRepo, on_forge  # noqa: F401 (a fixture)
+from tests.controller.forge_repo import ForgeRepo
 
 TOKEN_ENV = "PLINTH_TEST_FORGE_TOKEN"
 OVERLAY = """\

@@ -17,7 +17,7 @@ from plinth.localenv.process import free_port
 from plinth.localenv.registry import LocalRegistry
 from tests.controller.harness import Scenario, wait_for
 from tests.controller.images import push_image
-from tests.controller.test_commit_status import ForgeRepo, on_forge  # noqa: F401 (a fixture)
+from tests.controller.forge_repo import ForgeRepo
 
 
 def _deployment(image: str) -> dict[str, Any]:
