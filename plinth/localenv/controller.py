@@ -22,10 +22,22 @@ class LocalController:
 
     @property
     def port(self) -> int:
-        if not self._port_file.exists():
+        """The probe port (/metrics, /healthz, /readyz)."""
+        return self._ports()["port"]
+
+    @property
+    def receiver_port(self) -> int:
+        """Where webhook receivers listen (another controller on this host has 9292)."""
+        return self._ports()["receiver_port"]
+
+    def _ports(self) -> dict[str, int]:
+        ports: dict[str, int] = json.loads(self._port_file.read_text()) \
+            if self._port_file.exists() else {}
+        if "port" not in ports or "receiver_port" not in ports:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._port_file.write_text(json.dumps({"port": free_port()}))
-        return int(json.loads(self._port_file.read_text())["port"])
+            ports = {"port": ports.get("port") or free_port(), "receiver_port": free_port()}
+            self._port_file.write_text(json.dumps(ports))
+        return ports
 
     def running(self) -> bool:
         return self.process.running()
@@ -34,7 +46,8 @@ class LocalController:
         self.process.start([
             sys.executable, "-m", "sync_controller", "run", "--kubeconfig", str(self.kubeconfig),
             "--cache-dir", str(self.state_dir / "cache"), "--probe-address", "127.0.0.1",
-            "--probe-port", str(self.port)], env=tool_env())
+            "--probe-port", str(self.port), "--receiver-port", str(self.receiver_port)],
+            env=tool_env())
         self.process.wait_ready(self._ready, timeout)
 
     def _ready(self) -> bool:
