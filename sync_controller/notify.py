@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import logging
 import urllib.error
@@ -129,13 +130,17 @@ class Notifier:
     def __init__(self, cluster: Cluster, cluster_name: str) -> None:
         self.cluster = cluster
         self.cluster_name = cluster_name
-        self._wanted: dict[tuple[str, ...], str] = {}
-        self._posted: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        # per commit and context (or object): the newest notice emitted, by its number
+        self._wanted: dict[tuple[str, ...], tuple[int, str]] = {}
+        self._posted: OrderedDict[tuple[str, ...], tuple[int, str]] = OrderedDict()
+        self._sending: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._numbers = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def emit(self, notice: Notice) -> None:
-        """Route and deliver `notice` in the background."""
-        task = asyncio.create_task(self._route(notice))
+        """Route and deliver `notice` in the background. Notices are numbered as emitted, so
+        a newer one always wins, whichever task gets to the forge first."""
+        task = asyncio.create_task(self._route(notice, next(self._numbers)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -146,7 +151,7 @@ class Notifier:
     def context(self, kustomization: str) -> str:
         return f"plinth/{self.cluster_name}/{kustomization}"
 
-    async def _route(self, notice: Notice) -> None:
+    async def _route(self, notice: Notice, number: int) -> None:
         try:
             alerts = await self.cluster.list(GROUP_VERSION, "Alert", notice.namespace)
         except KubeError as err:
@@ -165,9 +170,10 @@ class Notifier:
             if not any(s.matches(notice.kind, notice.namespace, notice.name, notice.namespace)
                        for s in spec.event_sources):
                 continue
-            await self._deliver(notice, notice.namespace, spec.provider_ref.name)
+            await self._deliver(notice, number, notice.namespace, spec.provider_ref.name)
 
-    async def _deliver(self, notice: Notice, namespace: str, provider_name: str) -> None:
+    async def _deliver(self, notice: Notice, number: int, namespace: str,
+                       provider_name: str) -> None:
         ref = ObjectRef("plinth.dev", "Provider", namespace, provider_name, "v1")
         provider = await self.cluster.get(ref)
         if provider is None:
@@ -187,23 +193,34 @@ class Notifier:
                 return
             key = (str(ref), notice.sha, self.context(notice.name))
             fingerprint = notice.state.value
-        self._wanted[key] = fingerprint
-        delay = 1.0
-        while self._wanted.get(key) == fingerprint and self._posted.get(key) != fingerprint:
-            try:
-                await self._post(spec, namespace, notice)
-                self._remember(key, fingerprint)
-            except (ForgeError, OSError, ReconcileError, KubeError) as err:
-                log.warning("notification not delivered; retrying", extra={
-                    "provider": str(ref), "object": f"{notice.kind}/{notice.name}",
-                    "state": notice.state.value, "error": str(err), "retry_in": delay})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY)
-        if self._wanted.get(key) == fingerprint:
-            del self._wanted[key]
+        mine = (number, fingerprint)
+        newest = max(self._wanted.get(key, (-1, ""))[0], self._posted.get(key, (-1, ""))[0])
+        if newest > number:
+            return  # a newer notice for this commit and context came first
+        self._wanted[key] = mine
+        sending = self._sending.setdefault(key, asyncio.Lock())
+        async with sending:  # one post at a time per key, so they land in order
+            delay = 1.0
+            while self._wanted.get(key) == mine and \
+                    self._posted.get(key, (-1, ""))[1] != fingerprint:
+                try:
+                    await self._post(spec, namespace, notice)
+                    self._remember(key, mine)
+                except (ForgeError, OSError, ReconcileError, KubeError) as err:
+                    log.warning("notification not delivered; retrying", extra={
+                        "provider": str(ref), "object": f"{notice.kind}/{notice.name}",
+                        "state": notice.state.value, "error": str(err), "retry_in": delay})
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, MAX_RETRY_DELAY)
+            posted = self._posted.get(key)
+            if posted is not None and posted[1] == fingerprint and posted[0] < number:
+                self._remember(key, mine)  # already there: still, older notices lose now
+            if self._wanted.get(key) == mine:
+                del self._wanted[key]
+                del self._sending[key]
 
-    def _remember(self, key: tuple[str, ...], fingerprint: str) -> None:
-        self._posted[key] = fingerprint
+    def _remember(self, key: tuple[str, ...], posted: tuple[int, str]) -> None:
+        self._posted[key] = posted
         self._posted.move_to_end(key)
         while len(self._posted) > REMEMBERED:
             self._posted.popitem(last=False)
