@@ -30,17 +30,19 @@ def test_statuses_follow_a_good_and_a_broken_commit(scenario: Scenario,
     scenario.git_repository(url=clone)
     scenario.kustomization("app", "./app")
     scenario.wait_applied("app", good)
-    assert wait_for(lambda: _state_of(on_forge, good, "success"), 30,
-                    "a success status") == ["pending", "success"]
+    # pending, then the outcome; a pending overtaken by its outcome (a render fails in a
+    # moment) is dropped rather than posted after it
+    done = wait_for(lambda: _state_of(on_forge, good, "success"), 30, "a success status")
+    assert done in (["pending", "success"], ["success"]), done
     broken = on_forge.repo.commit({"app/a.yaml": "kind: ConfigMap\nmetadata: {name: [\n"})
     states = wait_for(lambda: _state_of(on_forge, broken, "failure"), 30, "a failure status")
-    assert states == ["pending", "failure"], states
+    assert states in (["pending", "failure"], ["failure"]), states
     failure = on_forge.statuses(broken)[-1]
     assert failure["description"].startswith("BuildFailed: ") and "a.yaml" in \
         failure["description"], failure
     time.sleep(6)  # three more intervals of the Kustomization: nothing is posted again
-    assert on_forge.states(good) == ["pending", "success"]
-    assert on_forge.states(broken) == ["pending", "failure"]
+    assert on_forge.states(good) == done
+    assert on_forge.states(broken) == states
 
 
 def test_a_forge_outage_delays_the_status_but_never_the_sync(scenario: Scenario,
