@@ -282,6 +282,7 @@ class Controller:
         was_ready = (cond.get_condition(status, cond.READY) or {}).get("status") == "True"
         started = time.monotonic()
         delay = default_retry(kind)
+        spec: Spec | None = None
         try:
             spec = spec_of(obj)
             delay = spec.retry_after
@@ -294,6 +295,8 @@ class Controller:
             if failed is not err:  # nobody expected it: keep the whole story in the log
                 log.warning("reconcile raised", exc_info=err, extra={"object": "/".join(key)})
             write_failure(status, generation, failed)
+            if isinstance(failed, Stalling) and spec is not None:
+                delay = spec.interval  # only a change helps, and a new revision wakes it
             if isinstance(failed, Waiting) and failed.retry_after is not None:
                 delay = min(delay, failed.retry_after)
             ready, reason, message, changed = False, failed.reason, failed.message, False

@@ -93,7 +93,7 @@ def test_any_mutation_is_applied_or_refused_without_a_change(
     ns = scenario.namespace
     good = _good(ns)
     if not scenario.status("app"):
-        scenario.sync(good)
+        scenario.sync(good, interval="1h")  # no retry mid-picture (see test_refused_commit)
     before = scenario.resource_versions()
     write, remove = _mutate(ns, good, *mutation)
     sha = scenario.repo.commit(write, remove=remove)

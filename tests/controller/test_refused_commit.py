@@ -14,8 +14,11 @@ from tests.gitops_repos import configmap, kustomization
 
 def _good(scenario: Scenario) -> str:
     ns = scenario.namespace
+    # A refused commit is retried at the interval, and each retry briefly makes the
+    # Namespace or CRD it needs again: an hour keeps retries out of the picture taken here.
     return scenario.sync({"app/kustomization.yaml": kustomization("a.yaml"),
-                          "app/a.yaml": configmap("a", {"v": "1"}, namespace=ns)})
+                          "app/a.yaml": configmap("a", {"v": "1"}, namespace=ns)},
+                         interval="1h")
 
 
 def _refused(scenario: Scenario, files: dict[str, Any], reason: str = "ValidationFailed"
