@@ -117,7 +117,7 @@ class ImageAutomation:
             raise Stalling("InvalidSpec", f"spec.git.push.providerRef: Provider {provider} is "
                                           "generic; a pull request needs a github or gitea one")
         target = ForgeTarget.of(provider_spec)
-        token = await token_of(self.cluster, namespace, provider_spec)
+        token = await token_of(self.cluster, namespace, provider_spec.secret_ref)
         client = ForgeClient(target.kind, target.api_url, token or "",
                              timeout=provider_spec.timeout)
         title, _, body = message.partition("\n")

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from plinth.forge import ForgeClient, ForgeError, ForgeKind, RepoRef, StatusState
 from plinth.forge.signature import sign
 from sync_controller import conditions as cond
-from sync_controller.api import AlertSpec, ProviderSpec, spec_of
+from sync_controller.api import AlertSpec, LocalRef, ProviderSpec, spec_of
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster, KubeError
 from sync_controller.outcome import ReconcileError, Result, Stalling, Waiting
@@ -92,7 +92,7 @@ class ProviderReconciler:
             if spec.secret_ref is None:
                 raise Stalling("TokenNotFound", "spec.secretRef: a github or gitea Provider "
                                                 "needs a Secret with a token")
-        await token_of(self.cluster, namespace, spec)
+        await token_of(self.cluster, namespace, spec.secret_ref)
         return Result("Succeeded", f"sending {where}", spec.interval)
 
 
@@ -115,13 +115,15 @@ class AlertReconciler:
                                    f"Provider {spec.provider_ref.name}", spec.interval)
 
 
-async def token_of(cluster: Cluster, namespace: str, spec: ProviderSpec) -> str | None:
-    if spec.secret_ref is None:
+async def token_of(cluster: Cluster, namespace: str, secret_ref: LocalRef | None
+                   ) -> str | None:
+    """The `token` key of the Secret a Provider or Receiver names (None: it names none)."""
+    if secret_ref is None:
         return None
-    secret = await cluster.get(ObjectRef("", "Secret", namespace, spec.secret_ref.name, "v1"))
+    secret = await cluster.get(ObjectRef("", "Secret", namespace, secret_ref.name, "v1"))
     encoded = ((secret or {}).get("data") or {}).get("token")
     if not encoded:
-        raise Waiting("TokenNotFound", f"secret {namespace}/{spec.secret_ref.name} "
+        raise Waiting("TokenNotFound", f"secret {namespace}/{secret_ref.name} "
                                        "(spec.secretRef) not found or has no token key")
     return base64.b64decode(encoded).decode()
 
@@ -226,7 +228,7 @@ class Notifier:
             self._posted.popitem(last=False)
 
     async def _post(self, spec: ProviderSpec, namespace: str, notice: Notice) -> None:
-        token = await token_of(self.cluster, namespace, spec)
+        token = await token_of(self.cluster, namespace, spec.secret_ref)
         if spec.type == "generic":
             await asyncio.to_thread(_post_json, spec, token, notice)
             return

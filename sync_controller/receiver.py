@@ -10,7 +10,6 @@ repository (waking an object that is already awake does nothing).
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Callable
@@ -23,7 +22,8 @@ from plinth.forge.signature import receiver_path, verify
 from sync_controller.api import GitRepositorySpec, ReceiverSpec, spec_of
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
-from sync_controller.outcome import Result, Stalling, Waiting
+from sync_controller.notify import token_of
+from sync_controller.outcome import Result, Stalling
 
 MAX_BODY_BYTES = 1024 * 1024  # GitHub caps payloads at 25 MB; a push of a GitOps repo is KBs
 EVENT_HEADERS = ("X-GitHub-Event", "X-Gitea-Event")
@@ -64,13 +64,8 @@ class ReceiverReconciler:
                         status: dict[str, Any]) -> Result:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         self.forget(namespace, name)
-        secret = await self.cluster.get(ObjectRef("", "Secret", namespace, spec.secret_ref.name,
-                                                  "v1"))
-        encoded = ((secret or {}).get("data") or {}).get("token")
-        if not encoded:
-            raise Waiting("TokenNotFound", f"secret {namespace}/{spec.secret_ref.name} "
-                                           "(spec.secretRef) not found or has no token key")
-        token = base64.b64decode(encoded).decode()
+        token = await token_of(self.cluster, namespace, spec.secret_ref)
+        assert token is not None  # a Receiver always names its Secret
         path = receiver_path(token, namespace, name)
         self.endpoints[path] = Endpoint(namespace, name, spec, token)
         status["webhookPath"] = path
