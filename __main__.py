@@ -22,3 +22,8 @@ pulumi.export("app_repo", platform.app_repo.url)
 pulumi.export("gitops_repo", platform.gitops_repo.url)
 pulumi.export("gitops_commit", platform.gitops.commit)
 pulumi.export("controller_image", platform.controller_image)
+if platform.forge is not None:  # what `plinth promote/wait --stack` read
+    repos = settings.repositories
+    pulumi.export("forge", {"kind": platform.forge.kind, "url": platform.forge.url,
+                            "repository": f"{repos.organization}/{repos.gitops}"})
+    pulumi.export("forge_token", platform.forge.token)  # a secret, as the config key is

@@ -23,7 +23,7 @@ from components.registry import Registry, RegistryArgs
 from components.sync_controller import ForgeLoop, SyncController, SyncControllerArgs
 from plinth import controller_manifests
 from plinth.forge.client import GITHUB_API
-from plinth.repospec import AppSpec, RepoSpec
+from plinth.repospec import AppSpec, ImageAutomationSpec, RepoSpec
 from plinth.stack_config import StackConfig
 
 
@@ -72,6 +72,7 @@ class Platform(pulumi.ComponentResource):
         repos = config.repositories
         git_server = None
         forge, forge_login = self._forge(config, args, child)
+        self.forge = forge
         if repos.kind == "local":
             git_server = LocalServer("git-server", "git", str(args.state_dir / "git"),
                                      address=self.cluster.host_address, opts=child)
@@ -191,4 +192,13 @@ class Platform(pulumi.ComponentResource):
                 "controller_role_arn": values[1],
                 # nothing becomes Available where no pod runs: waiting would never end
                 "health_wait": config.gitops.health_wait and self.runs_pods(config),
+                "image_automation": self._image_automation(config),
             }).model_dump(mode="json"))
+
+    @staticmethod
+    def _image_automation(config: StackConfig) -> ImageAutomationSpec | None:
+        """The stack's own registry speaks plain HTTP: its scans say so."""
+        automation = config.gitops.image_automation
+        if automation is None or config.registry.kind != "local":
+            return automation
+        return automation.model_copy(update={"insecure": True})

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, field_validator,
+                      model_validator)
+
+from plinth.semver_range import parse_constraint
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # registry host[:port] then path components, as in the distribution reference grammar
@@ -64,6 +67,27 @@ class EnvironmentSpec(Strict):
         return cls(name=name, replicas=2 if name.startswith("prod") else 1)
 
 
+class ImageAutomationSpec(Strict):
+    """Image automation of the cluster's environment: an ImageRepository and an ImagePolicy per
+    app, and one ImageUpdateAutomation that writes each policy's newest tag into the
+    `$imagepolicy` markers of `apps/overlays/<cluster env>/` only (the other environments get
+    new tags by `plinth promote`). It commits to the source branch, or, with
+    `pull_request_provider`, to `branch` with one pull request on that Provider's forge."""
+
+    range: str = Field(default=">=0.0.0", description="semver range of the tags to follow")
+    interval: Annotated[str, StringConstraints(pattern=r"^([0-9]+(ms|s|m|h))+$")] = "1m"
+    branch: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/-]+$")] = "plinth/images"
+    pull_request_provider: Name | None = Field(
+        default=None, description="Provider (plinth-system) whose forge gets the pull request")
+    insecure: bool = Field(default=False, description="the registry speaks plain HTTP")
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        parse_constraint(value)  # ConstraintError is a ValueError: pydantic reports it
+        return value
+
+
 class RepoSpec(Strict):
     """Everything the template is rendered from."""
 
@@ -88,6 +112,8 @@ class RepoSpec(Strict):
     controller_image: Annotated[str, StringConstraints(pattern=IMAGE_REF)] | None = Field(
         default=None, description="Full image reference; default: <registry>/plinth-controller:<version>."
     )
+    image_automation: ImageAutomationSpec | None = Field(
+        default=None, description="Scan the apps' images and write new tags to git.")
     controller_role_arn: Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")] | None = Field(
         default=None, description="IAM role for the controller's ServiceAccount (EKS IRSA)."
     )

@@ -72,6 +72,8 @@ def render_template(spec: RepoSpec, template_dir: Path | None = None) -> dict[st
                 text = env.get_template(rel).render(context)
             except jinja2.TemplateError as err:
                 raise ScaffoldError(f"template {rel}: {err}") from err
+            if not text.strip():
+                continue  # a file of a feature the spec leaves off (clusters/*/images.yaml)
             _check_output(out_path, text)
             files[out_path] = text.encode()
     return dict(sorted(files.items()))
@@ -90,6 +92,8 @@ def _context(spec: RepoSpec) -> dict[str, Any]:
         "source_name": spec.source_name,
         "health_wait": spec.health_wait,
         "image_of": spec.image_of,
+        "image_automation": spec.image_automation,
+        "pull_secret": spec.pull_secret,
         "controller_manifests": controller_manifests.to_yaml(controller_manifests.manifests(
             spec.controller_image_ref, spec.pull_secret, spec.controller_role_arn,
             spec.cluster)),

@@ -91,7 +91,7 @@ class RepositoriesConfig(Strict):
     @model_validator(mode="after")
     def _per_kind(self) -> RepositoriesConfig:
         if self.url and not self.user:
-            raise ValueError("url (a team's Gitea) needs user, the login of plinth:giteaToken")
+            raise ValueError("url (a team's Gitea) needs user, the login of plinth:forgeToken")
         return self
 
 

@@ -10,7 +10,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from plinth.cli import cli
 from plinth.localenv.registry import LocalRegistry
 from plinth.localenv.tools import REPO_ROOT, tools_bin
 from plinth.oci import builds, dockerfile
@@ -95,6 +97,27 @@ def test_push_to_the_registry_with_its_credentials(oci_registry: LocalRegistry,
     with pytest.raises(RegistryError, match="HTTP 401") as refused:
         wrong.push(image, "1.1")
     assert "not-the-password" not in str(refused.value) and password not in str(refused.value)
+
+
+def test_push_image_command_builds_and_pushes_without_docker(oci_registry: LocalRegistry
+                                                             ) -> None:
+    """`plinth local push-image`, as CI runs it: the password only from the environment,
+    never echoed, a refusal one line with exit 2."""
+    _require_base()
+    user, password = oci_registry.credentials()
+    args = ["local", "push-image", "sample-app", "1.0.7", f"{oci_registry.host}/oci-test/web",
+            "--insecure", "--username", user, "--password-env", "REGISTRY_PASSWORD"]
+    pushed = CliRunner(env={"REGISTRY_PASSWORD": password}).invoke(cli, args)
+    assert pushed.exit_code == 0, pushed.output
+    digest = builds.build("sample-app", "1.0.7").digest
+    assert pushed.output == f"{oci_registry.host}/oci-test/web:1.0.7@{digest}\n"
+    assert Registry(oci_registry.host, "oci-test/web", user, password,
+                    insecure=True).digest("1.0.7") == digest
+    refused = CliRunner(env={"REGISTRY_PASSWORD": "wrong-password"}).invoke(cli, args)
+    assert refused.exit_code == 2 and "HTTP 401" in refused.output, refused.output
+    assert "wrong-password" not in refused.output and len(refused.output.splitlines()) == 1
+    unset = CliRunner(env={"REGISTRY_PASSWORD": ""}).invoke(cli, args)
+    assert unset.exit_code == 2 and "set its password in REGISTRY_PASSWORD" in unset.output
 
 
 def test_the_archive_is_an_oci_layout_naming_the_image(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ from plinth.diff import diff_objects
 from plinth.forge import ForgeClient, RepoRef
 from plinth.localenv.forge import LocalForge
 from plinth.promote import PromoteError, Request, Staged, body, plan, set_tags
+from tests.fixtures.output_stack import stack_with_outputs
+from tests.fixtures.servers import PulumiBackend
 
 ORG = "plinth-promote"
 DEV = "apps/overlays/dev/kustomization.yaml"
@@ -154,6 +156,18 @@ def test_promote_opens_one_pull_request_with_the_rendered_diff(on_forge: OnForge
         '.image: "ghcr.io/acme/web:1.2.3" -> "ghcr.io/acme/web:1.2.4"\n' in pull.body
     head = on_forge.client.get_branch(on_forge.ref, "plinth/promote-dev-to-prod")
     assert head is not None and head.sha == pull.head_sha
+
+
+def test_promote_against_a_stack_takes_forge_repository_and_token_from_its_outputs(
+        on_forge: OnForge, pulumi_backend: PulumiBackend, tmp_path: Path) -> None:
+    token = on_forge.forge.token()
+    forge = {"kind": "gitea", "url": on_forge.forge.url, "repository": str(on_forge.ref)}
+    project = stack_with_outputs(pulumi_backend, tmp_path / "project", "ci", {"forge": forge},
+                                 token)
+    result = CliRunner(env=pulumi_backend.env).invoke(cli, [
+        "promote", "--from", "dev", "--to", "prod", "--stack", "ci", "--project", str(project)])
+    assert result.exit_code == 0, result.output
+    assert on_forge.open_pulls() and token not in result.output
 
 
 def test_rerun_updates_the_same_branch_and_pull_request(on_forge: OnForge) -> None:

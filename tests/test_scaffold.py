@@ -6,8 +6,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from plinth.repospec import AppSpec, EnvironmentSpec, RepoSpec
+from plinth.render import render
+from plinth.repospec import AppSpec, EnvironmentSpec, ImageAutomationSpec, RepoSpec
 from plinth.scaffold import MANIFEST, ScaffoldConflict, ScaffoldError, plan, render_template, write
+from plinth.schemas import load_crds, validate_objects
+from sync_controller.api import ImageUpdateAutomationSpec, spec_of
+from sync_controller.setters import Image, update_tree
 
 
 def spec(**overrides: object) -> RepoSpec:
@@ -42,6 +46,51 @@ def test_overlay_carries_image_policy_setter_and_registry_prefix() -> None:
     assert "name: 127.0.0.1:5000/acme/api" in overlay  # no registry host: prefixed
     assert "name: ghcr.io/acme/web" in overlay  # own registry host: kept
     assert "count: 2" in overlay
+
+
+def test_image_automation_is_scaffolded_only_when_asked() -> None:
+    plain = render_template(spec())
+    assert "clusters/local/images.yaml" not in plain
+    assert b"images.yaml" not in plain["clusters/local/kustomization.yaml"]
+    automated = render_template(spec(image_automation=ImageAutomationSpec(
+        range="^1.2", pull_request_provider="forge", insecure=True), pull_secret="pull"))
+    assert b"  - images.yaml" in automated["clusters/local/kustomization.yaml"]
+    assert b"images.yaml" in automated["README.md"]
+
+
+def test_scaffolded_automation_is_valid_and_moves_only_the_cluster_environment(
+        tmp_path: Path) -> None:
+    """The objects pass the CRD schemas and the controller's own models, follow every app,
+    and the automation's path reaches the markers of the cluster's environment (dev) and of
+    no other: prod gets its tags by promotion."""
+    automation = ImageAutomationSpec(range="^1.2", pull_request_provider="forge", insecure=True)
+    write(tmp_path, render_template(spec(image_automation=automation, pull_secret="pull")))
+    objects = render(tmp_path / "clusters" / "local", repo_root=tmp_path).objects
+    assert not validate_objects(objects, "clusters/local", load_crds())
+    images = [o for o in objects if o["apiVersion"] == "plinth.dev/v1" and o["kind"].startswith(
+        "Image")]
+    for obj in images:
+        spec_of(obj)
+    by_kind = {(o["kind"], o["metadata"]["name"]): o for o in images}
+    assert {("ImageRepository", "web"), ("ImagePolicy", "api"),
+            ("ImageUpdateAutomation", "apps")} <= set(by_kind)
+    web = by_kind[("ImageRepository", "web")]["spec"]
+    assert web == {"image": "ghcr.io/acme/web", "interval": "1m", "insecure": True,
+                   "secretRef": {"name": "pull"}}
+    assert by_kind[("ImagePolicy", "web")]["spec"]["policy"] == {"semver": {"range": "^1.2"}}
+    update = spec_of(by_kind[("ImageUpdateAutomation", "apps")])
+    assert isinstance(update, ImageUpdateAutomationSpec)
+    assert update.git.push.branch == "plinth/images"
+    assert update.git.push.provider_ref is not None
+    changes = update_tree(tmp_path, update.update.path,
+                          {"plinth-system:web": Image("ghcr.io/acme/web", "1.3.0")})
+    assert [c.file for c in changes] == ["apps/overlays/dev/kustomization.yaml"]
+    assert b"newTag: 1.2.3" in (tmp_path / "apps/overlays/prod/kustomization.yaml").read_bytes()
+
+
+def test_an_image_automation_range_that_does_not_parse_is_refused() -> None:
+    with pytest.raises(ValidationError, match="range"):
+        ImageAutomationSpec(range="one point two")
 
 
 @pytest.mark.parametrize("bad", [

@@ -1,10 +1,12 @@
 """`plinth local`: a local cluster on a machine without Docker (what kind gives with Docker)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
+from plinth.cli.output import UserError
 from plinth.localenv.cluster import LocalCluster
 from plinth.localenv.cluster_dns import ClusterDnsError
 from plinth.localenv.node import NodeUnavailable
@@ -71,3 +73,39 @@ def status(state: Path) -> None:
     else:
         click.echo("stopped")
         raise SystemExit(1)
+
+
+@local.command("push-image")
+@click.argument("name", type=click.Choice(["sample-app", "controller"]))
+@click.argument("version")
+@click.argument("repository", metavar="HOST[:PORT]/REPOSITORY")
+@click.option("--username", help="The registry login's user.")
+@click.option("--password-env", default="PLINTH_REGISTRY_PASSWORD", show_default=True,
+              metavar="VAR", help="The environment variable holding its password.")
+@click.option("--insecure", is_flag=True, help="The registry speaks plain HTTP.")
+def push_image(name: str, version: str, repository: str, username: str | None,
+               password_env: str, insecure: bool) -> None:
+    """Build image NAME at VERSION without Docker and push it as REPOSITORY:VERSION: what CI
+    does for an app on a machine with no Docker engine. Prints the digest.
+
+    \b
+    Example:
+      plinth local push-image sample-app 1.0.1 10.244.0.1:5000/plinth/web --insecure \\
+          --username plinth --password-env REGISTRY_PASSWORD
+    """
+    from plinth.oci import builds  # the image builder only where an image is built
+    from plinth.oci.push import Registry, RegistryError
+
+    host, _, path = repository.partition("/")
+    if not path or "." not in host and ":" not in host and host != "localhost":
+        raise click.BadParameter(f"{repository!r}: expected HOST[:PORT]/REPOSITORY",
+                                 param_hint="REPOSITORY")
+    password = os.environ.get(password_env) if username else None
+    if username and not password:
+        raise UserError(f"--username {username}: set its password in {password_env}")
+    try:
+        digest = Registry(host, path, username, password, insecure=insecure).push(
+            builds.build(name, version), version)
+    except (builds.ImageBuildError, RegistryError, OSError) as err:
+        raise UserError(f"push {repository}:{version}: {err}") from None
+    click.echo(f"{repository}:{version}@{digest}")

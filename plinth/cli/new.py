@@ -9,13 +9,17 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from plinth.cli.output import UserError, console
-from plinth.repospec import AppSpec, EnvironmentSpec, RepoSpec
+from plinth.repospec import AppSpec, EnvironmentSpec, ImageAutomationSpec, RepoSpec
 from plinth.schemas import CRDsNotInstalled
 from plinth.scaffold import MANIFEST, Plan, ScaffoldError, plan, render_template, write
 
 
 def build_spec(cluster: str, envs: tuple[str, ...], apps: tuple[str, ...], port: int,
-               registry: str | None, controller_version: str, cluster_env: str | None) -> RepoSpec:
+               registry: str | None, controller_version: str, cluster_env: str | None,
+               image_range: str | None, pull_request_provider: str | None
+               ) -> RepoSpec:
+    if pull_request_provider is not None and image_range is None:
+        raise UserError("--pull-request-provider is for image automation: add --image-automation")
     try:
         return RepoSpec(
             cluster=cluster,
@@ -24,6 +28,8 @@ def build_spec(cluster: str, envs: tuple[str, ...], apps: tuple[str, ...], port:
             apps=[AppSpec.parse(a, port=port) for a in apps],
             registry=registry,
             controller_version=controller_version,
+            image_automation=None if image_range is None else ImageAutomationSpec(
+                range=image_range, pull_request_provider=pull_request_provider),
         )
     except (ValidationError, ValueError) as err:
         raise UserError(_validation_message(err)) from err
@@ -47,11 +53,18 @@ def _validation_message(err: ValidationError | ValueError) -> str:
 @click.option("--port", default=8080, show_default=True, help="Container port of the apps.")
 @click.option("--registry", help="Registry URL prefixed to app images that name no registry.")
 @click.option("--controller-version", default="0.1.0", show_default=True)
+@click.option("--image-automation", "image_range", metavar="RANGE",
+              help="Follow the newest tag of each app's image in this semver range "
+                   "(\">=1.0.0\") in the cluster's environment (clusters/<cluster>/images.yaml).")
+@click.option("--pull-request-provider", metavar="NAME",
+              help="With --image-automation: propose new tags by pull request on this "
+                   "Provider's forge instead of committing to the branch.")
 @click.option("--force", is_flag=True, help="Overwrite files edited since they were generated.")
 @click.option("--dry-run", is_flag=True, help="Only say what would change.")
 def new(directory: Path, cluster: str, envs: tuple[str, ...], cluster_env: str | None,
         apps: tuple[str, ...], port: int, registry: str | None, controller_version: str,
-        force: bool, dry_run: bool) -> None:
+        image_range: str | None, pull_request_provider: str | None, force: bool,
+        dry_run: bool) -> None:
     """Scaffold a GitOps repository in DIRECTORY and commit it (git init if needed).
 
     Re-running on a scaffolded repository updates the generated files it changed, refuses to
@@ -62,7 +75,8 @@ def new(directory: Path, cluster: str, envs: tuple[str, ...], cluster_env: str |
       plinth new ./gitops --cluster local --env dev --env prod --app web=ghcr.io/acme/web:1.2.3
       plinth new ./gitops --cluster local --env dev --app web=acme/web:1.3.0 --dry-run
     """
-    spec = build_spec(cluster, envs, apps, port, registry, controller_version, cluster_env)
+    spec = build_spec(cluster, envs, apps, port, registry, controller_version, cluster_env,
+                      image_range, pull_request_provider)
     try:
         files = render_template(spec)
         result = plan(directory, files)

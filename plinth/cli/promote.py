@@ -61,8 +61,8 @@ def _report(result: Promotion, request: Request, dry_run: bool) -> None:
 @forge_options
 @click.option("--dry-run", is_flag=True, help="Only show what would move and the diff.")
 def promote_command(source: str, target: str, apps: tuple[str, ...], repo_dir: Path,
-                    forge_url: str | None, forge_kind: str, repository: str | None,
-                    token_env: str, dry_run: bool) -> None:
+                    stack: str | None, project: Path, forge_url: str | None, forge_kind: str,
+                    repository: str | None, token_env: str, dry_run: bool) -> None:
     """Move image tags from one environment's overlay to the next, by pull request.
 
     Both overlays are read from the base branch (the forge repository's default branch, or
@@ -76,9 +76,10 @@ def promote_command(source: str, target: str, apps: tuple[str, ...], repo_dir: P
       plinth promote --from dev --to prod --forge-url http://127.0.0.1:3000 \\
           --repository acme/gitops --token-env FORGE_TOKEN
       plinth promote --from dev --to prod --app web --repo ./gitops --dry-run
+      plinth promote --from dev --to prod --stack local
     """
     request = Request(source, target, apps)
-    forge = forge_target(forge_url, forge_kind, repository, token_env)
+    forge = forge_target(forge_url, forge_kind, repository, token_env, stack, project)
     try:
         result = promote(_remote(repo_dir, forge), request, dry_run=dry_run)
     except (PromoteError, ForgeError, PushError, RenderError, git.GitCommandError) as err:

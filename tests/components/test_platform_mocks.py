@@ -14,6 +14,8 @@ import yaml
 
 from components import config
 from components.platform import Platform, PlatformArgs
+from plinth.repospec import RepoSpec
+from plinth.scaffold import render_template
 from plinth.schemas import load_crds, validate_objects
 from plinth.stack_config import StackConfigError
 
@@ -244,6 +246,22 @@ def test_local_stack_runs_a_node_and_builds_what_it_runs(tmp_path: Path) -> None
     assert not [i for i in _dynamic(mocks, "kind") if i["kind"] == "controller"]
     (registry,) = [i for i in _dynamic(mocks, "kind") if i["kind"] == "registry"]
     assert registry["cluster_state_dir"] == cluster["state_dir"]  # the node trusts it
+
+
+def test_local_stack_proposes_new_images_by_pull_request_on_its_forge(tmp_path: Path) -> None:
+    """The scaffolded automation scans the stack's plain-HTTP registry with the pull Secret
+    and opens its pull requests through the Provider the stack makes."""
+    mocks = build("local", tmp_path)
+    (gitops,) = [unwrap(i["spec"]) for i in _dynamic(mocks, "spec") if "branch" in i]
+    assert gitops["image_automation"] == {
+        "range": ">=1.0.0", "interval": "10s", "branch": "plinth/images",
+        "pull_request_provider": "forge", "insecure": True}
+    # (the mocks build no image: the digest the controller image is pinned by is None)
+    files = render_template(RepoSpec.model_validate({**gitops, "controller_image": None}))
+    assert b"insecure: true" in files["clusters/local/images.yaml"]
+    assert f"name: {gitops['pull_secret']}".encode() in files["clusters/local/images.yaml"]
+    providers = [o for o in kubernetes_objects(mocks) if o["kind"] == "Provider"]
+    assert [p["metadata"]["name"] for p in providers] == ["forge"]
 
 
 def test_local_stack_without_a_node_runs_the_controller_as_a_process(tmp_path: Path) -> None:

@@ -19,8 +19,6 @@ from typing import Any
 import git
 import pytest
 
-from plinth.oci import builds
-from plinth.oci.push import Registry
 from plinth.localenv.forge import LocalForge
 from plinth.forge import RepoRef
 from plinth.localenv.node import NODE_NAME, clear_dead_node, preflight
@@ -285,48 +283,54 @@ def test_missing_image_fails_health_with_the_pods_reason(stack: LocalStack,
     assert kube.get("deployment", "broken", NS) is None  # pruned with its Kustomization
 
 
-def test_a_new_image_tag_ends_in_a_pod_running_that_digest(stack: LocalStack) -> None:
+def _plinth(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a pipeline runs it: `--stack local` in the project, with the stack's backend."""
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "plinth"), *args, "--stack", "local",
+         "--project", str(stack.project)],
+        env=stack.backend.env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_cd_loop_from_a_new_image_to_production(stack: LocalStack) -> None:
+    """The README's walk-through: a new image in the registry -> the scaffolded image
+    automation opens a pull request for dev -> merge -> webhook -> sync -> commit status
+    green -> `plinth wait --stack local` returns 0, and a pod runs that digest -> `plinth
+    promote --stack local` proposes it for prod, the rendered diff in the pull request."""
     kube = stack.kube
-    registry = stack.outputs["registry"]
-    kube.apply(
-        {"apiVersion": "plinth.dev/v1", "kind": "ImageRepository",
-         "metadata": {"name": "web", "namespace": NS},
-         "spec": {"image": f"{registry}/plinth/web", "interval": "5s", "insecure": True,
-                  "secretRef": {"name": "plinth-registry"}}},
-        {"apiVersion": "plinth.dev/v1", "kind": "ImagePolicy",
-         "metadata": {"name": "web", "namespace": NS},
-         "spec": {"imageRepositoryRef": {"name": "web"}, "interval": "5s",
-                  "policy": {"semver": {"range": ">=1.0.0"}}}},
-        {"apiVersion": "plinth.dev/v1", "kind": "ImageUpdateAutomation",
-         "metadata": {"name": "apps", "namespace": NS},
-         "spec": {"sourceRef": {"kind": "GitRepository", "name": "gitops"}, "interval": "5s",
-                  "git": {"checkout": {"ref": {"branch": "main"}},
-                          "commit": {"author": {"name": "plinth", "email": "bot@plinth.dev"}},
-                          "push": {"branch": "main"}},
-                  "update": {"path": "./apps", "strategy": "Setters"}}})
-    user, password = _registry_login(stack)
-    host, _, repository = f"{registry}/plinth/web".partition("/")
-    digest = Registry(host, repository, user, password, insecure=True).push(
-        builds.build("sample-app", "1.0.1"), "1.0.1")
+    client = LocalForge(stack.state / "forge").client("stack")
+    gitops = RepoRef("plinth", "gitops")
+    login = json.loads((stack.state / "registry" / "credentials.json").read_text())
+    pushed = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "plinth"), "local", "push-image", "sample-app", "1.0.1",
+         f"{stack.outputs['registry']}/plinth/web", "--insecure", "--username", "plinth",
+         "--password-env", "REGISTRY_PASSWORD"],
+        env={**os.environ, "REGISTRY_PASSWORD": login["password"]}, capture_output=True,
+        text=True, timeout=600)
+    assert pushed.returncode == 0, pushed.stderr
+    digest = pushed.stdout.strip().rsplit("@", 1)[1]
 
-    def running_new_digest() -> bool:
-        return any(digest in s.get("imageID", "") and s.get("ready")
-                   for p in _pods(kube, "apps", "app.kubernetes.io/name=web")
-                   for s in p["status"].get("containerStatuses", []))
-    try:
-        wait_for(running_new_digest, 300, f"a web pod running {digest}")
-        wait_for(lambda: _web(kube).get("version") == "1.0.1", 60, "the Service to answer 1.0.1")
-    finally:  # made by hand, not from git: the root Kustomization would not prune them
-        for kind, name in (("imageupdateautomations", "apps"), ("imagepolicies", "web"),
-                           ("imagerepositories", "web")):
-            kube.run("delete", f"{kind}.plinth.dev", name, "-n", NS, "--wait=true")
+    pull = wait_for(lambda: client.find_pull_request(gitops, "plinth/images", "main"), 120,
+                    "image automation's pull request for web 1.0.1")
+    assert "1.0.1" in f"{pull.title}\n{pull.body}", pull
+    merged = client.merge_pull_request(gitops, pull.number).merge_commit_sha
+    assert merged, "the merged pull request names no merge commit"
 
+    waited = _plinth(stack, "wait", "--revision", merged, "--kustomization", "apps",
+                     "--timeout", "5m")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    assert client.combined_status(gitops, merged).state.value == "success"
+    assert any(digest in s.get("imageID", "") and s.get("ready")
+               for p in _pods(kube, "apps", "app.kubernetes.io/name=web")
+               for s in p["status"].get("containerStatuses", []))
+    wait_for(lambda: _web(kube).get("version") == "1.0.1", 60, "the Service to answer 1.0.1")
 
-def _registry_login(stack: LocalStack) -> tuple[str, str]:
-    secret = stack.kube.get("secret", "plinth-registry", NS) or {}
-    config = json.loads(base64.b64decode(secret["data"][".dockerconfigjson"]))
-    login = config["auths"][stack.outputs["registry"]]
-    return str(login["username"]), str(login["password"])
+    promoted = _plinth(stack, "promote", "--from", "dev", "--to", "prod")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert "web: " in promoted.stdout and "1.0.0 -> 1.0.1" in promoted.stdout, promoted.stdout
+    proposal = client.find_pull_request(gitops, "plinth/promote-dev-to-prod", "main")
+    assert proposal is not None and "1.0.1" in proposal.body
+    secret = stack.backend.env["PULUMI_CONFIG_PASSPHRASE"]
+    assert secret not in promoted.stdout + promoted.stderr
 
 
 def test_destroy_leaves_the_host_as_it_was(stack: LocalStack) -> None:
