@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from plinth.forge import CombinedStatus, StatusState
+from plinth.reconcile_request import HANDLED_AT
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -86,6 +87,25 @@ def judge_kustomization(obj: dict[str, Any], sha: str) -> Check:
     state = f"Ready={ready.get('status', 'Unknown')}" + \
         (f" ({ready.get('reason')})" if ready.get("reason") else "")
     return Check(what, Verdict.WAITING, f"last applied {applied or 'nothing'}, {state}")
+
+
+def judge_request(obj: dict[str, Any], token: str) -> Check:
+    """A reconcile request (`plinth reconcile`): done once the controller handled `token` and
+    the object is Ready; failed when it handled it and is not."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    what = f"{obj.get('kind', '')} {meta.get('namespace', '')}/{meta.get('name', '')}"
+    ready, stalled = _condition(status, "Ready"), _condition(status, "Stalled")
+    if status.get(HANDLED_AT) != token:
+        return Check(what, Verdict.WAITING, "the controller has not handled the request yet")
+    if ready.get("status") == "True":
+        return Check(what, Verdict.DONE, ready.get("message") or "Ready")
+    if stalled.get("status") == "True" or (
+            ready.get("status") == "False"
+            and _condition(status, "Reconciling").get("status") != "True"):
+        why = ready if ready.get("status") == "False" else stalled
+        return Check(what, Verdict.FAILED, f"{why.get('reason', '')}: {why.get('message', '')}")
+    return Check(what, Verdict.WAITING, f"{ready.get('reason') or 'reconciling'}: "
+                 f"{ready.get('message', '')}")
 
 
 def kustomization_checks(objects: Sequence[dict[str, Any]], names: Sequence[str],

@@ -21,7 +21,7 @@ from plinth.git_push import PushError, push_change
 from sync_controller import conditions as cond
 from sync_controller.api import (GitRepositorySpec, ImageUpdateAutomationSpec, ProviderSpec,
                                  spec_of)
-from sync_controller.image_reflector import GROUP, VERSION
+from plinth.kinds import GROUP, VERSION
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
 from sync_controller.notify import ForgeTarget, token_of

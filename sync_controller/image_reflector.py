@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from plinth.kinds import GROUP, VERSION
 from sync_controller import conditions as cond
 from sync_controller.api import ImagePolicySpec, ImageRepositorySpec, spec_of
 from sync_controller.ecr_login import EcrLogins
@@ -21,7 +22,6 @@ from sync_controller.kube import Cluster
 from sync_controller.outcome import ReconcileError, Result, Stalling, Waiting
 from sync_controller.registry_client import ImageName, Login, RegistryClient, RegistryError
 
-GROUP, VERSION = "plinth.dev", "v1"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from typing import Any, cast
 import aiohttp
 import kopf
 from plinth.forge import StatusState
+from plinth.kinds import GROUP, PLURALS, VERSION
+from plinth.reconcile_request import HANDLED_AT, requested
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -41,7 +43,6 @@ from sync_controller.receiver import ReceiverReconciler, ReceiverServer
 from sync_controller.reconcile import KustomizationReconciler
 from sync_controller.sources import Sources
 
-GROUP, VERSION = "plinth.dev", "v1"
 FINALIZER = "finalizers.plinth.dev"
 MAX_CONNECT_BACKOFF = 30.0  # at startup, come up soon after the API server does
 MAX_API_BACKOFF = 30.0  # an object that cannot be read or written: the API server is away
@@ -49,10 +50,6 @@ MAX_API_BACKOFF = 30.0  # an object that cannot be read or written: the API serv
 log = logging.getLogger("plinth.controller")
 Key = tuple[str, str, str]  # kind, namespace, name
 SUSPENDED_RECHECK = 60.0  # a resume is a spec change and wakes the loop at once anyway
-PLURALS = {"gitrepositories": "GitRepository", "kustomizations": "Kustomization",
-           "imagerepositories": "ImageRepository", "imagepolicies": "ImagePolicy",
-           "imageupdateautomations": "ImageUpdateAutomation", "receivers": "Receiver",
-           "providers": "Provider", "alerts": "Alert"}
 
 
 @dataclass(frozen=True)
@@ -75,6 +72,7 @@ class _Wiring:
     readers: dict[Key, set[Key]] = field(default_factory=dict)
     dependents: dict[Key, set[Key]] = field(default_factory=dict)
     generations: dict[Key, int] = field(default_factory=dict)
+    requests: dict[Key, str | None] = field(default_factory=dict)  # last reconcile request seen
 
     def waker(self, key: Key) -> asyncio.Event:
         return self.wakers.setdefault(key, asyncio.Event())
@@ -96,6 +94,7 @@ class _Wiring:
     def forget(self, key: Key) -> None:
         self.wakers.pop(key, None)
         self.generations.pop(key, None)
+        self.requests.pop(key, None)
 
 
 def _revision_of(kind: str, status: dict[str, Any], reason: str) -> str | None:
@@ -213,10 +212,13 @@ class Controller:
 
         @kopf.on.event(GROUP, VERSION, plural, registry=self.registry, id=f"{plural}-spec")
         def spec_changed(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-            """A new generation (spec edit) reconciles at once instead of at the interval."""
+            """A new generation (spec edit) or a new reconcile request reconciles at once
+            instead of at the interval."""
             key = (kind, namespace or "", name)
             generation = body.get("metadata", {}).get("generation")
-            if key in self.wiring.generations and generation != self.wiring.generations[key]:
+            if key in self.wiring.generations and (
+                    generation != self.wiring.generations[key]
+                    or requested(dict(body)) != self.wiring.requests.get(key)):
                 self.wiring.waker(key).set()
 
     async def _sleep(self, key: Key, stopped: kopf.DaemonStopped, seconds: float) -> None:
@@ -257,6 +259,7 @@ class Controller:
             self._gone(key)
             return None
         self.wiring.generations[key] = obj["metadata"]["generation"]
+        self.wiring.requests[key] = requested(obj)
         if (obj.get("spec") or {}).get("suspend"):
             return SUSPENDED_RECHECK
         return await self._once(obj, key)
@@ -310,6 +313,8 @@ class Controller:
                 self.metrics.applied.labels(*key).inc(result.applied)
                 self.metrics.pruned.labels(*key).inc(result.pruned)
             normal = True
+        if requested(obj) is not None:
+            status[HANDLED_AT] = requested(obj)
         await self.cluster.patch_status(ObjectRef.of(obj), status)
         self.metrics.reconcile_duration.labels(*key).observe(time.monotonic() - started)
         self.metrics.ready.labels(*key).set(1 if ready else 0)

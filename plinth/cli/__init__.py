@@ -11,7 +11,9 @@ from plinth.cli.images import images_command
 from plinth.cli.local import local
 from plinth.cli.new import new
 from plinth.cli.promote import promote_command
+from plinth.cli.reconcile import reconcile_command
 from plinth.cli.render import render_command, validate
+from plinth.cli.status import status_command
 from plinth.cli.wait import wait_command
 
 
@@ -22,7 +24,7 @@ def cli() -> None:
 
 
 for command in (new, render_command, validate, diff_command, local, images_command,
-                promote_command, wait_command):
+                promote_command, wait_command, status_command, reconcile_command):
     cli.add_command(command)
 for plugin in entry_points(group="plinth.commands"):
     cli.add_command(plugin.load(), plugin.name)
