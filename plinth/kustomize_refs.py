@@ -53,6 +53,8 @@ class Walk:
     start: str = "."
     dirs: list[str] = field(default_factory=list)  # every kustomization folder, start first
     files: dict[str, int] = field(default_factory=dict)  # every file read, with its size
+    # the kustomization made for a start folder of plain manifests (Flux's rule), if any
+    generated: dict[str, Any] | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -72,7 +74,14 @@ def check_tree(
     entry = tree.entry(walk.start)
     if entry is None or entry.kind != "dir":
         raise SourceError(f"{walk.start}: {'no such' if entry is None else 'not a'} directory")
-    _visit_dir(walk, walk.start)
+    if _has_kustomization(walk, walk.start):
+        _visit_dir(walk, walk.start)
+    else:
+        walk.dirs.append(walk.start)
+        walk.generated = generate_kustomization(walk, walk.start)
+        for key, entry_name in _references(walk.generated):
+            _visit_ref(walk, walk.start, f"{walk.start} (a folder of plain manifests)", key,
+                       entry_name)
     if walk.total_bytes > max_total_bytes:
         raise SourceError(
             f"{walk.start}: the kustomization reads {walk.total_bytes} bytes, "
@@ -164,6 +173,11 @@ def _kind(walk: Walk, real: str) -> str:
     return "missing" if entry is None else entry.kind
 
 
+def _too_big(walk: Walk, real: str) -> bool:
+    entry = walk.tree.entry(real)
+    return entry is not None and entry.size > walk.max_file_bytes
+
+
 def _record(walk: Walk, real: str, origin: str) -> None:
     """Count a file the kustomization reads (known to be a file) against the size limits."""
     entry = walk.tree.entry(real)
@@ -181,6 +195,13 @@ def _yaml_text(walk: Walk, real: str) -> str:
     except UnicodeDecodeError as err:
         raise SourceError(f"{real}: not UTF-8 (byte {data[err.start]:#04x} at offset "
                           f"{err.start}); kustomize reads YAML as UTF-8") from None
+
+
+def check_yaml(text: str, name: str) -> None:
+    """SourceError naming `name` when YAML text would make a parser blow up (alias bombs,
+    self-referential aliases, deep nesting): for readers of files no kustomization names."""
+    if _needs_scan(text):
+        _check_yaml(text, name)
 
 
 def _needs_scan(text: str) -> bool:
@@ -213,6 +234,41 @@ def _visit_dir(walk: Walk, directory: str) -> None:
             _check_yaml(patch, f"{origin}: {label}")
     for key, entry in _references(doc):
         _visit_ref(walk, directory, origin, key, entry)
+
+
+def _has_kustomization(walk: Walk, directory: str) -> bool:
+    return any(walk.tree.entry(_join(directory, name)) is not None
+               for name in KUSTOMIZATION_FILES)
+
+
+_MANIFEST = re.compile(r"^apiVersion:.*$(?s:.*)^kind:|^kind:.*$(?s:.*)^apiVersion:",
+                       re.MULTILINE)
+
+
+def generate_kustomization(walk: Walk, directory: str) -> dict[str, Any]:
+    """What Flux does for a path without a kustomization: every Kubernetes manifest (a YAML
+    file with apiVersion and kind) under it, and every folder under it that has a
+    kustomization of its own (not entered), as resources; hidden entries and Helm charts
+    are left out."""
+    resources: list[str] = []
+
+    def visit(real_dir: str, prefix: str) -> None:
+        for name in sorted(walk.tree.names(real_dir)):
+            if name.startswith("."):
+                continue
+            path = _resolve(walk, _join(real_dir, name), f"{directory}: {prefix}{name}")
+            kind = _kind(walk, path)
+            if kind == "dir":
+                if _has_kustomization(walk, path):
+                    resources.append(f"{prefix}{name}")
+                elif walk.tree.entry(_join(path, "Chart.yaml")) is None:
+                    visit(path, f"{prefix}{name}/")
+            elif kind == "file" and name.endswith((".yaml", ".yml")) and (
+                    _too_big(walk, path) or _MANIFEST.search(_yaml_text(walk, path))):
+                resources.append(f"{prefix}{name}")  # one too big is refused as a resource
+    visit(directory, "")
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": resources}
 
 
 def _kustomization_in(walk: Walk, directory: str) -> tuple[str, str]:

@@ -58,6 +58,7 @@ class Rendered:
     path: str  # the rendered kustomization, relative to the repository root
     text: str  # kustomize's output, byte for byte
     objects: list[dict[str, Any]]
+    warnings: tuple[str, ...] = ()  # what kustomize said on success (deprecated fields)
 
 
 def render(
@@ -80,11 +81,12 @@ def render(
     Any failure is a RenderError of one line naming the file (or, when kustomize itself fails,
     the kustomization) and the cause; for a revision it starts with "revision 'REV': ".
     """
-    root = (repo_root or _git_root(path)).resolve()
+    root = (repo_root or repository_root(path)).resolve()
     rel = _relative(path, root)
     with _source(root, rev) as source:
         try:
-            text, base = _build(source, rel, allow_remote, with_origin, target_namespace)
+            text, base, warnings = _build(source, rel, allow_remote, with_origin,
+                                          target_namespace)
         except RenderError as err:
             if rev is None:
                 raise
@@ -93,13 +95,13 @@ def render(
     if with_origin:
         for obj in objects:
             _origin_from_root(obj, base)
-    return Rendered(rel, text, objects)
+    return Rendered(rel, text, objects, warnings)
 
 
 def _build(source: SourceTree, rel: str, allow_remote: bool, with_origin: bool,
-           target_namespace: str | None) -> tuple[str, str]:
+           target_namespace: str | None) -> tuple[str, str, tuple[str, ...]]:
     """Check what the kustomization reaches, copy just that, run kustomize on the copy:
-    (its output, the built kustomization's path from the root)."""
+    (its output, the built kustomization's path from the root, its warnings)."""
     with tempfile.TemporaryDirectory(prefix="plinth-render-") as tmp:
         tree = Path(tmp) / "repo"
         tree.mkdir()
@@ -109,11 +111,15 @@ def _build(source: SourceTree, rel: str, allow_remote: bool, with_origin: bool,
         except (SourceError, TreeError) as err:
             raise RenderError(str(err)) from err
         target = tree / walk.start
+        if walk.generated is not None:
+            (target / "kustomization.yaml").write_text(
+                yaml.safe_dump(walk.generated, sort_keys=False))
         if target_namespace is not None:
             target = _namespace_wrapper(tree, walk.start, target_namespace)
         if with_origin:
             _add_origin_annotations(target)
-        return _kustomize(target, tree, allow_remote), target.relative_to(tree).as_posix()
+        text, warnings = _kustomize(target, tree, allow_remote)
+        return text, target.relative_to(tree).as_posix(), warnings
 
 
 def _parse(text: str, rel: str) -> list[dict[str, Any]]:
@@ -145,7 +151,7 @@ def origin_of(obj: dict[str, Any]) -> str | None:
     return str(data.get("path")) if isinstance(data, dict) and data.get("path") else None
 
 
-def _git_root(path: Path) -> Path:
+def repository_root(path: Path) -> Path:
     """The work tree around `path`, or around its nearest existing parent (a path rendered at
     a revision may be gone from the working tree)."""
     existing = next(p for p in [path.absolute(), *path.absolute().parents] if p.exists())
@@ -201,7 +207,7 @@ def _add_origin_annotations(directory: Path) -> None:
         kfile.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def _kustomize(directory: Path, tree: Path, allow_remote: bool) -> str:
+def _kustomize(directory: Path, tree: Path, allow_remote: bool) -> tuple[str, tuple[str, ...]]:
     name = directory.relative_to(tree).as_posix()
     try:
         kubectl = find_tool("kubectl")
@@ -220,8 +226,10 @@ def _kustomize(directory: Path, tree: Path, allow_remote: bool) -> str:
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise RenderError(f"{name}: {_failure(proc.returncode, stderr, tree)}")
+    warnings = tuple(line.strip().removeprefix("# ").removeprefix("Warning: ")
+                     .replace(f"{tree}/", "") for line in stderr.splitlines() if line.strip())
     try:
-        return proc.stdout.decode("utf-8")
+        return proc.stdout.decode("utf-8"), warnings
     except UnicodeDecodeError as err:
         raise RenderError(f"{name}: kustomize printed bytes that are not UTF-8 "
                           f"(offset {err.start})") from None

@@ -18,7 +18,10 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from plinth.kustomize_refs import MAX_FILE_BYTES, SourceError, check_yaml
 from plinth.render import origin_of
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 KUBERNETES_VERSION = "1.33.0"
 
@@ -32,6 +35,7 @@ class Problem:
     where: str  # the file the object came from, or the rendered path
     obj: str  # Kind namespace/name
     message: str
+    unknown: bool = False  # no schema is known for the object's kind (--skip-unknown skips it)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.obj}: {self.message}"
@@ -104,7 +108,8 @@ class SchemaSet:
         except kubernetes_validate.SchemaNotFoundError:
             return [Problem(where, name,
                             f"no schema for {obj['apiVersion']} {obj['kind']}: not a Kubernetes "
-                            "kind and no CRD for it is known (add it with --crd)")]
+                            "kind and no CRD for it is known in the repository (add it with "
+                            "--crd, or --skip-unknown)", unknown=True)]
         return []
 
 
@@ -119,6 +124,28 @@ def validate_objects(objects: list[dict[str, Any]], rendered_path: str,
         where = origin or rendered_path  # render already made origins repo-relative
         problems.extend(schemas.validate(clean, where))
     return problems
+
+
+def repository_crds(root: Path) -> list[dict[str, Any]]:
+    """Every CRD written in a YAML file of the work tree at `root` (hidden folders aside): a
+    repository that installs an operator carries the schemas of its kinds."""
+    crds: list[dict[str, Any]] = []
+    for path in sorted(root.rglob("*.y*ml")):
+        rel = path.relative_to(root).parts
+        if any(part.startswith(".") for part in rel) or not path.is_file() or \
+                path.stat().st_size > MAX_FILE_BYTES:
+            continue
+        try:
+            text = path.read_text()
+            if "CustomResourceDefinition" not in text:
+                continue
+            check_yaml(text, path.name)
+            docs = list(yaml.load_all(text, Loader=_LOADER))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, SourceError):
+            continue  # not a readable manifest: it holds no schema anyone can use
+        crds.extend(d for d in docs if isinstance(d, dict)
+                    and d.get("kind") == "CustomResourceDefinition")
+    return crds
 
 
 def _without_origin(obj: dict[str, Any]) -> dict[str, Any]:

@@ -76,7 +76,7 @@ class KustomizationReconciler:
         if self.notify and new:  # retries of one revision say nothing new until they end
             self.notify(Notice("Kustomization", ref.namespace, ref.name, StatusState.PENDING,
                                "Progressing", f"applying {revision}", revision))
-        objects, origins = await self._render(spec, repo, revision, meta)
+        objects, origins, warnings = await self._render(spec, repo, revision, meta)
         acting = self.acting(spec, ref.namespace)
         result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins,
                                                      acting)
@@ -86,7 +86,8 @@ class KustomizationReconciler:
         if source_failing is not None:
             raise ReconcileError("ArtifactFailed", f"applied revision {revision}, the last the "
                                  f"source fetched; {source_failing}")
-        return Result("ReconciliationSucceeded", f"Applied revision: {revision}",
+        said = "".join(f"; kustomize warns: {w}" for w in warnings)
+        return Result("ReconciliationSucceeded", f"Applied revision: {revision}{said}",
                       spec.interval, bool(result.changed or pruned.deleted), revision,
                       applied=len(result.changed), pruned=len(pruned.deleted))
 
@@ -138,7 +139,8 @@ class KustomizationReconciler:
         return repo, str(revision)
 
     async def _render(self, spec: KustomizationSpec, repo: dict[str, Any], revision: str,
-                      meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[ObjectRef, str]]:
+                      meta: dict[str, Any]
+                      ) -> tuple[list[dict[str, Any]], dict[ObjectRef, str], tuple[str, ...]]:
         try:
             artifact = await self.sources.checkout(repo, revision)
         except SourceError as err:
@@ -164,7 +166,7 @@ class KustomizationReconciler:
             objects.append(obj)
             if origin:
                 origins[ObjectRef.of(obj)] = origin
-        return objects, origins
+        return objects, origins, rendered.warnings
 
     async def _apply_and_prune(self, ref: ObjectRef, status: dict[str, Any],
                                spec: KustomizationSpec, objects: list[dict[str, Any]],

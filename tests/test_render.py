@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from plinth.cli import cli
-from plinth.cli.render import find_overlays
+from plinth.cli.render import find_roots
 from plinth.localenv.tools import tool_env
 from tests.gitops_repos import commit_all, configmap, kustomization, write_tree
 
@@ -33,13 +33,14 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_every_overlay_of_a_fresh_scaffold_renders_and_validates(scaffolded: Path) -> None:
-    overlays = [p.relative_to(scaffolded).as_posix() for p in find_overlays(scaffolded)]
-    assert overlays == ["apps/overlays/dev", "apps/overlays/prod", "apps/overlays/staging",
-                        "clusters/local", "infrastructure/overlays/dev",
-                        "infrastructure/overlays/prod", "infrastructure/overlays/staging"]
+    roots = [p.relative_to(scaffolded.resolve()).as_posix() for p in find_roots(scaffolded)]
+    assert roots == ["apps/base/api", "apps/base/web", "apps/overlays/dev", "apps/overlays/prod",
+                     "apps/overlays/staging", "clusters/local", "clusters/local/plinth-system",
+                     "infrastructure/base", "infrastructure/overlays/dev",
+                     "infrastructure/overlays/prod", "infrastructure/overlays/staging"]
     code, out, _ = run("validate", str(scaffolded))
     assert code == 0, out
-    assert "7 of 7 overlays valid" in out
+    assert "11 of 11 valid" in out
 
 
 def test_render_output_is_exactly_kubectl_kustomize(scaffolded: Path, kubectl: Path) -> None:
@@ -168,7 +169,7 @@ def test_validate_reports_each_broken_overlay(scaffolded: Path, tmp_path: Path) 
     (repo / "apps/overlays/staging/kustomization.yaml").write_text("resources: [../../nope\n")
     code, out, _ = run("validate", str(repo))
     assert code == 1
-    assert "FAIL apps/overlays/staging" in out and "6 of 7 overlays valid" in out
+    assert "FAIL apps/overlays/staging" in out and "10 of 11 valid" in out
 
 
 def test_render_a_revision_of_a_path_gone_from_the_work_tree(tmp_path: Path) -> None:

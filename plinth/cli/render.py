@@ -1,15 +1,19 @@
 """`plinth render` and `plinth validate`: real kustomize, then strict schema checks."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import yaml
 from rich.markup import escape
 
-from plinth.cli.output import UserError, console, echo_raw, write_atomically
-from plinth.kustomize_refs import kustomization_file
-from plinth.render import RenderError, render
-from plinth.schemas import CRDsNotInstalled, Problem, load_crds, validate_objects
+from plinth.cli.output import UserError, console, echo_raw, err_console, write_atomically
+from plinth.kustomize_refs import KUSTOMIZATION_FILES, SourceError, check_tree, kustomization_file
+from plinth.render import RenderError, render, repository_root
+from plinth.schemas import (CRDsNotInstalled, Problem, load_crds, repository_crds,
+                            validate_objects)
+from plinth.tree_archive import TreeError, WorkTree
 
 allow_remote_option = click.option(
     "--allow-remote", is_flag=True,
@@ -17,20 +21,48 @@ allow_remote_option = click.option(
 )
 crd_option = click.option(
     "--crd", "crds", multiple=True, type=click.Path(exists=True, path_type=Path),
-    help="A CRD file or folder whose kinds the rendered objects may use (repeat).",
+    help="A CRD file or folder whose kinds the rendered objects may use (repeat); CRDs written "
+         "in the repository are found without it.",
 )
+skip_unknown_option = click.option(
+    "--skip-unknown", is_flag=True,
+    help="Validate the kinds with a known schema; list the objects of other kinds as skipped.")
 
 
-def render_checked(path: Path, rev: str | None, allow_remote: bool,
-                   crds: tuple[Path, ...]) -> tuple[str, list[Problem]]:
-    """kustomize output plus every schema problem (found on a render with origin annotations)."""
+@dataclass(frozen=True)
+class Checked:
+    text: str  # exactly what `kubectl kustomize` prints
+    problems: list[Problem]
+    skipped: list[Problem]  # objects of unknown kinds, with --skip-unknown
+    warnings: tuple[str, ...]
+
+
+def render_checked(path: Path, rev: str | None, allow_remote: bool, crds: tuple[Path, ...],
+                   skip_unknown: bool, repo_root: Path | None = None) -> Checked:
+    """kustomize output plus every schema problem (found on a render with origin annotations).
+
+    A kind no schema covers is looked up among the CRDs written in the repository (its work
+    tree) before it counts as unknown. `repo_root` defaults to the git work tree around PATH."""
+    root = repo_root or repository_root(path)
     try:
-        traced = render(path, rev=rev, allow_remote=allow_remote, with_origin=True)
-        plain = render(path, rev=rev, allow_remote=allow_remote)
+        traced = render(path, repo_root=root, rev=rev, allow_remote=allow_remote,
+                        with_origin=True)
+        plain = render(path, repo_root=root, rev=rev, allow_remote=allow_remote)
         known = load_crds(crds)
     except (RenderError, CRDsNotInstalled) as err:
         raise UserError(str(err)) from err
-    return plain.text, validate_objects(traced.objects, traced.path, known)
+    problems = validate_objects(traced.objects, traced.path, known)
+    if any(p.unknown for p in problems):
+        known = [*known, *repository_crds(root)]
+        problems = validate_objects(traced.objects, traced.path, known)
+    skipped = [p for p in problems if p.unknown] if skip_unknown else []
+    return Checked(plain.text, [p for p in problems if p not in skipped], skipped,
+                   plain.warnings)
+
+
+def _warn(warnings: tuple[str, ...], where: str) -> None:
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(f'{where}: kustomize: {warning}')}")
 
 
 @click.command(name="render")
@@ -40,13 +72,16 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool,
               help="Write the YAML stream here (only if it renders and validates).")
 @allow_remote_option
 @crd_option
+@skip_unknown_option
 def render_command(path: Path, rev: str | None, output_file: Path | None, allow_remote: bool,
-                   crds: tuple[Path, ...]) -> None:
+                   crds: tuple[Path, ...], skip_unknown: bool) -> None:
     """Build the kustomization at PATH with the real kustomize and validate every object.
 
-    Prints the YAML stream, exactly as `kubectl kustomize` does. Objects are validated against
-    the Kubernetes 1.33 OpenAPI schemas and the Plinth CRDs (unknown fields are errors); any
-    problem names the file and object, and nothing is printed or written.
+    Prints the YAML stream, exactly as `kubectl kustomize` does. A folder without a
+    kustomization renders its manifests as Flux does (a kustomization of every manifest
+    under it). Objects are validated against the Kubernetes 1.33 OpenAPI schemas, the Plinth
+    CRDs and the CRDs in the repository (unknown fields are errors); any problem names the
+    file and object, and nothing is printed or written. kustomize's warnings go to stderr.
 
     \b
     Examples:
@@ -55,44 +90,108 @@ def render_command(path: Path, rev: str | None, output_file: Path | None, allow_
     """
     if rev is None and not path.is_dir():  # at a revision, it may be gone from the work tree
         raise UserError(f"{path}: no such overlay directory")
-    text, problems = render_checked(path, rev, allow_remote, crds)
-    if problems:
-        raise UserError("invalid objects:\n  " + "\n  ".join(str(p) for p in problems))
+    checked = render_checked(path, rev, allow_remote, crds, skip_unknown)
+    _warn(checked.warnings, str(path))
+    if checked.problems:
+        raise UserError("invalid objects:\n  " + "\n  ".join(str(p) for p in checked.problems))
+    for problem in checked.skipped:
+        err_console.print(escape(f"skipped: {problem.where}: {problem.obj}: no schema"))
     if output_file:
-        write_atomically(output_file, text)
+        write_atomically(output_file, checked.text)
     else:
-        echo_raw(text)
+        echo_raw(checked.text)
 
 
-def find_overlays(repo: Path) -> list[Path]:
-    """Every entry point of a GitOps repo: clusters/<cluster>/ and <area>/overlays/<env>/."""
-    candidates = [*repo.glob("clusters/*"), *repo.glob("*/overlays/*")]
-    return sorted(p for p in candidates if p.is_dir() and kustomization_file(p))
+def _hidden_or_chart(directory: Path, repo: Path) -> bool:
+    parts = directory.relative_to(repo).parts
+    return any(p.startswith(".") for p in parts) or any(
+        (repo.joinpath(*parts[:i + 1]) / "Chart.yaml").is_file() for i in range(len(parts)))
+
+
+def _is_component(directory: Path) -> bool:
+    kfile = kustomization_file(directory)
+    try:
+        doc = yaml.safe_load(kfile.read_text()) if kfile else None
+    except (OSError, yaml.YAMLError):
+        return False  # rendering it says what is wrong
+    return isinstance(doc, dict) and doc.get("kind") == "Component"
+
+
+def _manifests(directory: Path) -> list[Path]:
+    """The YAML files directly in `directory` that are Kubernetes manifests."""
+    found = []
+    for path in sorted(directory.glob("*.y*ml")):
+        if path.name in KUSTOMIZATION_FILES or not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            found.append(path)  # rendering it says what is wrong
+            continue
+        if "apiVersion:" in text and "kind:" in text:
+            found.append(path)
+    return found
+
+
+def find_roots(repo: Path) -> list[Path]:
+    """Every entry point to validate under `repo`: each folder with a kustomization (not a
+    Component, which only renders inside another), and each topmost folder of plain
+    manifests that no kustomization reads (Flux's layout: a cluster folder of plain
+    manifests, rendered as Flux would). Hidden folders and Helm charts are left out."""
+    repo = repo.resolve()
+    dirs = sorted(d for d in [repo, *repo.rglob("*")]
+                  if d.is_dir() and not _hidden_or_chart(d, repo))
+    kustomized = [d for d in dirs if kustomization_file(d)]
+    reached: set[Path] = set()
+    tree = WorkTree(repo)
+    for directory in kustomized:
+        try:
+            walk = check_tree(tree, directory.relative_to(repo).as_posix() or ".")
+        except (SourceError, TreeError):
+            continue  # validating it reports why
+        reached.update(repo / f for f in walk.files)
+    roots = [d for d in kustomized if not _is_component(d)]
+    plain: list[Path] = []
+    for directory in dirs:
+        if directory == repo or kustomization_file(directory) or any(
+                p in directory.parents for p in [*plain, *kustomized]):
+            continue
+        if any(m not in reached for m in _manifests(directory)):
+            plain.append(directory)
+    return sorted([*roots, *plain])
 
 
 @click.command()
 @click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @allow_remote_option
 @crd_option
-def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...]) -> None:
-    """Render and validate every overlay of the GitOps repository REPO (for PR pipelines).
+@skip_unknown_option
+def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknown: bool) -> None:
+    """Render and validate every kustomization of the repository REPO (for PR pipelines).
 
-    Exit 0 when all are valid, 1 when any is not, 2 when REPO has no overlay.
+    Finds each folder with a kustomization (Components aside) and each folder of plain
+    manifests no kustomization reads, whatever the layout (Plinth's, Flux's, Argo CD's).
+    Exit 0 when all are valid, 1 when any is not, 2 when REPO has nothing to validate.
 
     \b
-    Example:
+    Examples:
       plinth validate ./gitops
+      plinth validate . --skip-unknown --crd ./vendor/crds
     """
-    overlays = find_overlays(repo)
-    if not overlays:
-        raise UserError(f"{repo}: no clusters/<name>/ or <area>/overlays/<env>/ kustomization")
-    failed = 0
-    for overlay in overlays:
-        name = overlay.relative_to(repo).as_posix()
+    roots = find_roots(repo)
+    if not roots:
+        raise UserError(f"{repo}: no kustomization and no folder of Kubernetes manifests")
+    failed, skipped = 0, 0
+    base = repo.resolve()
+    for root in roots:
+        name = root.relative_to(base).as_posix()
         try:
-            _, problems = render_checked(overlay, None, allow_remote, crds)
+            checked = render_checked(root, None, allow_remote, crds, skip_unknown, base)
+            problems, warnings = checked.problems, checked.warnings
+            skipped += len(checked.skipped)
         except UserError as err:
-            problems = [Problem(name, "(render)", err.format_message())]
+            problems, warnings = [Problem(name, "(render)", err.format_message())], ()
+            checked = None
         if problems:
             failed += 1
             console.print(f"[red]FAIL[/] {escape(name)}")
@@ -100,6 +199,11 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...]) -> None:
                 console.print(escape(f"     {problem}"))
         else:
             console.print(f"[green] ok [/] {escape(name)}")
-    console.print(f"{len(overlays) - failed} of {len(overlays)} overlays valid")
+        for warning in warnings:
+            console.print(f"     [yellow]warning:[/] {escape(f'kustomize: {warning}')}")
+        for problem in checked.skipped if checked else []:
+            console.print(escape(f"     skipped: {problem.where}: {problem.obj}: no schema"))
+    summary = f"{len(roots) - failed} of {len(roots)} valid"
+    console.print(summary + (f"; {skipped} objects of unknown kinds skipped" if skipped else ""))
     if failed:
         raise SystemExit(1)

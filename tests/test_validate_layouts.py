@@ -1,0 +1,166 @@
+"""`plinth validate` and `render` on the layouts real repositories use (small fixtures of our
+own in the shape of Flux's, Argo CD's and Google's demo repositories): every kustomization
+root and every folder of plain manifests is found, CRDs written in the repository are used as
+schemas, unknown kinds are skipped only when asked, and kustomize's warnings are shown."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from plinth.cli import cli
+from plinth.cli.render import find_roots
+from tests.gitops_repos import commit_all, configmap, kustomization, write_tree
+
+pytestmark = pytest.mark.usefixtures("kubectl")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def deployment(name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"selector": {"matchLabels": labels}, "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": name, "image": f"acme/{name}:1"}]}}}}
+
+
+def crd(group: str, kind: str, plural: str, spec_properties: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {"group": group, "scope": "Namespaced",
+                     "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                         "openAPIV3Schema": {"type": "object", "properties": {
+                             "spec": {"type": "object", "properties": spec_properties}}}}}]}}
+
+
+FLUX_KUSTOMIZATION = {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                      "metadata": {"name": "apps", "namespace": "flux-system"},
+                      "spec": {"path": "./apps", "interval": "10m"}}
+
+
+def flux_layout(root: Path) -> Path:
+    """A cluster folder of plain manifests (no kustomization.yaml) holding a Flux
+    Kustomization and a flux-system kustomization; apps as kustomize base + overlay."""
+    return write_tree(root, {
+        "clusters/prod/apps.yaml": FLUX_KUSTOMIZATION,
+        "clusters/prod/flux-system/kustomization.yaml": kustomization("gotk.yaml"),
+        "clusters/prod/flux-system/gotk.yaml": {"apiVersion": "v1", "kind": "Namespace",
+                                                "metadata": {"name": "flux-system"}},
+        "apps/base/kustomization.yaml": kustomization("web.yaml"),
+        "apps/base/web.yaml": deployment("web"),
+        "apps/prod/kustomization.yaml": kustomization("../base", namePrefix="prod-"),
+        "README.md": "# fleet\n"})
+
+
+def test_flux_layout_is_found_whole_and_unknown_kinds_fail_unless_skipped(
+        tmp_path: Path) -> None:
+    repo = flux_layout(tmp_path / "fleet")
+    roots = [r.relative_to(repo.resolve()).as_posix() for r in find_roots(repo)]
+    assert roots == ["apps/base", "apps/prod", "clusters/prod", "clusters/prod/flux-system"]
+    code, out, _ = run("validate", str(repo))
+    assert code == 1, out
+    assert "FAIL clusters/prod" in out and \
+        "no schema for kustomize.toolkit.fluxcd.io/v1 Kustomization" in out
+    assert " ok  apps/prod" in out and "3 of 4 valid" in out
+    code, out, _ = run("validate", str(repo), "--skip-unknown")
+    assert code == 0, out
+    assert "skipped: clusters/prod/apps.yaml: Kustomization flux-system/apps: no schema" in out
+    assert "4 of 4 valid; 1 objects of unknown kinds skipped" in out
+
+
+def test_crds_in_the_repository_are_schemas_without_flags(tmp_path: Path) -> None:
+    repo = flux_layout(tmp_path / "fleet")
+    write_tree(repo, {"crds/flux.yaml": crd("kustomize.toolkit.fluxcd.io", "Kustomization",
+                                            "kustomizations", {"path": {"type": "string"},
+                                                               "interval": {"type": "string"}})})
+    code, out, _ = run("validate", str(repo))
+    assert code == 0, out
+    write_tree(repo, {"clusters/prod/apps.yaml": {**FLUX_KUSTOMIZATION, "spec": {
+        "path": "./apps", "interval": 10}}})
+    code, out, _ = run("validate", str(repo))
+    assert code == 1 and "spec.interval: 10 is not of type 'string'" in out, out
+    commit_all(repo, "fleet")  # render finds the repository (and its CRDs) by git
+    code, _, err = run("render", str(repo / "clusters" / "prod"))
+    assert code == 2 and "clusters/prod/apps.yaml: Kustomization flux-system/apps" in err
+
+
+def test_argo_cd_layout_validates_apps_and_manifests_and_leaves_charts_alone(
+        tmp_path: Path) -> None:
+    application = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                   "metadata": {"name": "guestbook", "namespace": "argocd"},
+                   "spec": {"project": "default", "source": {"path": "guestbook"}}}
+    repo = write_tree(tmp_path / "examples", {
+        "apps/templates/guestbook.yaml": application,
+        "guestbook/ui-deployment.yaml": deployment("ui"),
+        "kustomize-guestbook/kustomization.yaml": kustomization("ui.yaml", namePrefix="k-"),
+        "kustomize-guestbook/ui.yaml": deployment("ui"),
+        "helm-guestbook/Chart.yaml": "apiVersion: v2\nname: guestbook\nversion: 0.1.0\n",
+        "helm-guestbook/templates/deployment.yaml":
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n"})
+    roots = [r.relative_to(repo.resolve()).as_posix() for r in find_roots(repo)]
+    assert roots == ["apps/templates", "guestbook", "kustomize-guestbook"]
+    code, out, _ = run("validate", str(repo), "--skip-unknown")
+    assert code == 0, out
+    assert "skipped: apps/templates/guestbook.yaml: Application argocd/guestbook" in out
+
+
+def test_components_and_their_patches_only_count_inside_what_uses_them(tmp_path: Path) -> None:
+    """Google's demo: plain manifests, a kustomize base, a Component whose patch is not an
+    object on its own, and a skaffold file at the root that is no cluster object."""
+    repo = write_tree(tmp_path / "demo", {
+        "skaffold.yaml": "apiVersion: skaffold/v4beta6\nkind: Config\n",
+        "kubernetes-manifests/frontend.yaml": deployment("frontend"),
+        "kustomize/base/kustomization.yaml": kustomization("frontend.yaml"),
+        "kustomize/base/frontend.yaml": deployment("frontend"),
+        "kustomize/components/replicas/kustomization.yaml": {
+            "apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component",
+            "patches": [{"path": "patch.yaml"}]},
+        "kustomize/components/replicas/patch.yaml": {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "frontend"},
+            "spec": {"replicas": 3}},
+        "kustomize/prod/kustomization.yaml": kustomization(
+            "../base", components=["../components/replicas"])})
+    roots = [r.relative_to(repo.resolve()).as_posix() for r in find_roots(repo)]
+    assert roots == ["kubernetes-manifests", "kustomize/base", "kustomize/prod"]
+    code, out, _ = run("validate", str(repo))
+    assert code == 0 and "3 of 3 valid" in out, out
+
+
+def test_a_folder_of_plain_manifests_renders_as_flux_would(tmp_path: Path,
+                                                           kubectl: Path) -> None:
+    """Every manifest under it, and each sub-folder with a kustomization as a whole; files
+    that are no manifest (values, notes) and hidden ones are left out."""
+    repo = write_tree(tmp_path / "r", {
+        "cluster/a.yaml": configmap("a", {"k": "1"}),
+        "cluster/nested/b.yml": configmap("b", {"k": "2"}),
+        "cluster/values.yaml": "replicas: 3\n",
+        "cluster/.hidden/c.yaml": configmap("c", {"k": "3"}),
+        "cluster/sub/kustomization.yaml": kustomization("d.yaml", namePrefix="p-"),
+        "cluster/sub/d.yaml": configmap("d", {"k": "4"}),
+        "cluster/sub/ignored.yaml": configmap("ignored", {"k": "5"})})
+    sha = commit_all(repo, "plain")
+    for args in ((), ("--rev", sha)):
+        code, out, err = run("render", str(repo / "cluster"), *args)
+        assert code == 0, err
+        names = [line.split(": ", 1)[1] for line in out.splitlines()
+                 if line.startswith("  name: ")]
+        assert names == ["a", "b", "p-d"], out
+
+
+def test_kustomize_warnings_reach_the_user(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "r", {
+        "app/kustomization.yaml": kustomization("cm.yaml", commonLabels={"team": "a"}),
+        "app/cm.yaml": configmap("a", {"k": "1"})})
+    commit_all(repo, "deprecated")
+    code, _, err = run("render", str(repo / "app"))
+    assert code == 0 and "warning: " in err and "commonLabels" in err, err
+    code, out, _ = run("validate", str(repo))
+    assert code == 0 and "warning: kustomize: " in out and "commonLabels" in out, out
