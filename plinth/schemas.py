@@ -7,6 +7,7 @@ silently prune them. Checking offline, strictly (unknown fields are errors, as w
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -130,10 +131,12 @@ def repository_crds(root: Path) -> list[dict[str, Any]]:
     """Every CRD written in a YAML file of the work tree at `root` (hidden folders aside): a
     repository that installs an operator carries the schemas of its kinds."""
     crds: list[dict[str, Any]] = []
-    for path in sorted(root.rglob("*.y*ml")):
-        rel = path.relative_to(root).parts
-        if any(part.startswith(".") for part in rel) or not path.is_file() or \
-                path.stat().st_size > MAX_FILE_BYTES:
+    paths = []
+    for top, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        paths.extend(Path(top) / f for f in files if f.endswith((".yaml", ".yml")))
+    for path in sorted(paths):
+        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
             continue
         try:
             text = path.read_text()

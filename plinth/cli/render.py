@@ -1,6 +1,7 @@
 """`plinth render` and `plinth validate`: real kustomize, then strict schema checks."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,10 +103,17 @@ def render_command(path: Path, rev: str | None, output_file: Path | None, allow_
         echo_raw(checked.text)
 
 
-def _hidden_or_chart(directory: Path, repo: Path) -> bool:
-    parts = directory.relative_to(repo).parts
-    return any(p.startswith(".") for p in parts) or any(
-        (repo.joinpath(*parts[:i + 1]) / "Chart.yaml").is_file() for i in range(len(parts)))
+def _folders(repo: Path) -> list[Path]:
+    """Every folder of `repo` that may hold manifests: hidden folders (.git) and Helm charts
+    (templates are no YAML until helm renders them) are not entered."""
+    found = []
+    for top, dirs, files in os.walk(repo):
+        if "Chart.yaml" in files:
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.append(Path(top))
+    return sorted(found)
 
 
 def _is_component(directory: Path) -> bool:
@@ -139,8 +147,7 @@ def find_roots(repo: Path) -> list[Path]:
     manifests that no kustomization reads (Flux's layout: a cluster folder of plain
     manifests, rendered as Flux would). Hidden folders and Helm charts are left out."""
     repo = repo.resolve()
-    dirs = sorted(d for d in [repo, *repo.rglob("*")]
-                  if d.is_dir() and not _hidden_or_chart(d, repo))
+    dirs = _folders(repo)
     kustomized = [d for d in dirs if kustomization_file(d)]
     reached: set[Path] = set()
     tree = WorkTree(repo)
