@@ -131,7 +131,7 @@ def repository_crds(root: Path) -> list[dict[str, Any]]:
     """Every CRD written in a YAML file of the work tree at `root` (hidden folders aside): a
     repository that installs an operator carries the schemas of its kinds."""
     crds: list[dict[str, Any]] = []
-    paths = []
+    paths: list[Path] = []
     for top, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         paths.extend(Path(top) / f for f in files if f.endswith((".yaml", ".yml")))
