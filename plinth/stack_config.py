@@ -133,13 +133,18 @@ def load_stack(project_dir: Path, stack: str) -> StackConfig:
     path = stack_file(project_dir, stack)
     if not path.exists():
         raise StackConfigError(f"{path}: no such stack file (stack {stack!r})")
+    return parse_stack(path.read_text(), str(path))
+
+
+def parse_stack(text: str, source: str) -> StackConfig:
+    """A stack file's text (`source` names it in errors: a path, or PATH@REV)."""
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise StackConfigError(f"{path}: not valid YAML: {err}") from None
+        raise StackConfigError(f"{source}: not valid YAML: {err}") from None
     config = doc.get("config") or {}
     if not isinstance(config, dict):
-        raise StackConfigError(f"{path}: config: expected a mapping")
+        raise StackConfigError(f"{source}: config: expected a mapping")
     prefix = f"{NAMESPACE}:"
     values = {k[len(prefix):]: v for k, v in config.items() if str(k).startswith(prefix)}
-    return StackConfig.from_keys(values, str(path))
+    return StackConfig.from_keys(values, source)

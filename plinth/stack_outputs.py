@@ -69,21 +69,28 @@ def pulumi_env(project: Path) -> dict[str, str]:
     return env
 
 
-def read_outputs(project: Path, stack: str) -> StackOutputs:
+def run_pulumi(project: Path, stack: str, *args: str, timeout: float = 120) -> str:
+    """`pulumi ARGS --stack STACK` in the project; its stdout, or StackOutputError with the
+    first error line."""
     if not (project / "Pulumi.yaml").is_file():
         raise StackOutputError(f"{project}: no Pulumi.yaml: name the project with --project")
     try:
         pulumi = find_tool("pulumi")
     except ToolMissing as err:
         raise StackOutputError(str(err)) from None
-    proc = subprocess.run(
-        [str(pulumi), "stack", "output", "--json", "--show-secrets", "--stack", stack,
-         "--non-interactive"], cwd=project, env=pulumi_env(project), capture_output=True,
-        text=True, timeout=120)
+    proc = subprocess.run([str(pulumi), *args, "--stack", stack, "--non-interactive"],
+                          cwd=project, env=pulumi_env(project), capture_output=True, text=True,
+                          timeout=timeout)
     if proc.returncode != 0:
-        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+        lines = [line.strip() for line in (proc.stderr + proc.stdout).splitlines()
+                 if line.strip()]
         reason = next((line for line in lines if line.startswith("error:")),
                       lines[0] if lines else f"exit {proc.returncode}")
         raise StackOutputError(f"stack {stack!r} in {project}: {reason}")
-    values = json.loads(proc.stdout or "{}")
+    return proc.stdout
+
+
+def read_outputs(project: Path, stack: str) -> StackOutputs:
+    values = json.loads(run_pulumi(project, stack, "stack", "output", "--json",
+                                   "--show-secrets") or "{}")
     return StackOutputs(stack, values if isinstance(values, dict) else {})

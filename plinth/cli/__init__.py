@@ -6,6 +6,7 @@ from importlib.metadata import entry_points
 import click
 
 from plinth import __version__
+from plinth.cli.audit import audit_command
 from plinth.cli.diff import diff_command
 from plinth.cli.images import images_command
 from plinth.cli.local import local
@@ -24,7 +25,8 @@ def cli() -> None:
 
 
 for command in (new, render_command, validate, diff_command, local, images_command,
-                promote_command, wait_command, status_command, reconcile_command):
+                promote_command, wait_command, status_command, reconcile_command,
+                audit_command):
     cli.add_command(command)
 for plugin in entry_points(group="plinth.commands"):
     cli.add_command(plugin.load(), plugin.name)
