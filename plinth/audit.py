@@ -26,7 +26,8 @@ from plinth.gitops_output import render_repo_spec
 from plinth.localenv.tools import ToolMissing, find_tool, tool_env
 from plinth.render import RenderError
 from plinth.stack_config import StackConfigError, load_stack, parse_stack, stack_file
-from plinth.stack_outputs import StackOutputError, StackOutputs, read_outputs, run_pulumi
+from plinth.stack_outputs import (StackOutputError, StackOutputs, config_file_args, read_outputs,
+                                  run_pulumi)
 from sync_controller.inventory import (OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef,
                                        from_status)
 from sync_controller.kube import FIELD_MANAGER
@@ -157,7 +158,8 @@ def audit(project: Path, stack: str, base: str) -> Report:
 
 def plan(project: Path, stack: str) -> list[ResourceChange]:
     """What `pulumi preview` of the stack would change, resource by resource."""
-    out = run_pulumi(project, stack, "preview", "--json", "--diff", timeout=1800)
+    out = run_pulumi(project, stack, "preview", "--json", *config_file_args(project, stack),
+                     timeout=1800)
     steps = (json.loads(out or "{}").get("steps") or [])
     changes = []
     for step in steps:

@@ -69,6 +69,14 @@ def pulumi_env(project: Path) -> dict[str, str]:
     return env
 
 
+def config_file_args(project: Path, stack: str) -> list[str]:
+    """`--config-file` of the stack's config with this machine's salt, where `scripts/main-job`
+    keeps it (.plinth/Pulumi.<stack>.yaml), so a preview leaves the tracked stack file as it
+    is; none elsewhere."""
+    config = project.resolve() / ".plinth" / f"Pulumi.{stack}.yaml"
+    return ["--config-file", str(config)] if config.is_file() else []
+
+
 def run_pulumi(project: Path, stack: str, *args: str, timeout: float = 120) -> str:
     """`pulumi ARGS --stack STACK` in the project; its stdout, or StackOutputError with the
     first error line."""

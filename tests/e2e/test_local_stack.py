@@ -60,6 +60,7 @@ def _project(tmp_path: Path) -> Path:
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "stacks", project / "stacks")
     (project / ".venv").symlink_to(ROOT / ".venv")  # Pulumi.yaml's virtualenv option
+    (project / ".tools").symlink_to(ROOT / ".tools")  # and its plugins
     stack_file = project / "stacks" / "Pulumi.local.yaml"
     lines = stack_file.read_text().splitlines(keepends=True)
     stack_file.write_text("".join(l for l in lines if not l.startswith("encryptionsalt:")))
@@ -94,6 +95,7 @@ def stack(pulumi_backend: PulumiBackend, tmp_path_factory: pytest.TempPathFactor
     try:
         up = local.pulumi("up", "--yes", "--skip-preview")
         assert "kubeconfig" in up.stdout and "[secret]" in up.stdout
+        assert "from $PATH" not in up.stdout + up.stderr  # Pulumi.yaml names the plugins
         local.outputs = json.loads(local.pulumi("stack", "output", "--json").stdout)
         yield local
     finally:
@@ -331,6 +333,44 @@ def test_the_cd_loop_from_a_new_image_to_production(stack: LocalStack) -> None:
     assert proposal is not None and "1.0.1" in proposal.body
     secret = stack.backend.env["PULUMI_CONFIG_PASSPHRASE"]
     assert secret not in promoted.stdout + promoted.stderr
+
+
+def test_audit_of_a_stack_change_shows_infrastructure_manifests_and_live_state(
+        stack: LocalStack, tmp_path: Path) -> None:
+    """A config edit that changes both the infrastructure (a new app image to build) and the
+    manifests (the Deployment's image), under review in a git work tree of the project."""
+    repo = git.Repo.init(stack.project, initial_branch="main")
+    repo.git.add("Pulumi.yaml", "__main__.py", "stacks")
+    repo.index.commit("the project as deployed")
+    stack_file = stack.project / "stacks" / "Pulumi.local.yaml"
+    deployed = stack_file.read_text()
+    stack_file.write_text(deployed.replace("        tag: 1.0.0", "        tag: 1.0.3", 1))
+    try:
+        result = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "plinth"), "audit", "--stack", "local", "--project",
+             str(stack.project), "--format", "json"],
+            env=stack.backend.env, capture_output=True, text=True, timeout=1800)
+        markdown = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "plinth"), "audit", "--stack", "local", "--project",
+             str(stack.project), "-o", str(tmp_path / "audit.md")],
+            env=stack.backend.env, capture_output=True, text=True, timeout=1800)
+    finally:
+        stack_file.write_text(deployed)
+    assert result.returncode == 1 and markdown.returncode == 1, result.stderr + markdown.stderr
+    report = json.loads(result.stdout)
+    assert report["infrastructure"]["error"] is None, report["infrastructure"]
+    infra = {(c["op"], c["name"]) for c in report["infrastructure"]["changes"]}
+    assert ("update", "app-image-web") in infra or ("replace", "app-image-web") in infra, infra
+    gitops = {c["object"]: c for c in report["gitops"]["changes"]}
+    assert [f["new"] for f in gitops["Deployment.apps apps/web"]["changes"]] == [
+        "plinth/web:1.0.3"], gitops
+    live = {k["name"]: k for k in report["live"]["kustomizations"]}
+    assert live["plinth-system/apps"]["ready"] == "True", live
+    text = (tmp_path / "audit.md").read_text()
+    for change in report["infrastructure"]["changes"]:
+        assert f"| {change['type']} | {change['name']} |" in text
+    login = json.loads((stack.state / "registry" / "credentials.json").read_text())
+    assert login["password"] not in result.stdout + text
 
 
 def test_destroy_leaves_the_host_as_it_was(stack: LocalStack) -> None:
