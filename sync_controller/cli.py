@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from sync_controller import logs
-from sync_controller.operator import Controller, Options
 
 
 @click.group()
@@ -47,6 +46,9 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], cache_dir: Path,
       plinth controller run -n 'team-*' --probe-port 9090
       plinth controller run --default-service-account deployer
     """
+    # kopf and the Kubernetes client load here, not for every `plinth` command
+    from sync_controller.operator import Controller, Options
+
     logs.configure(log_level)
     options = Options(kubeconfig, list(namespaces), cache_dir, probe_address, probe_port,
                       default_service_account, receiver_port, cluster_name)

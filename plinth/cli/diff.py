@@ -18,12 +18,13 @@ from plinth.diff import (
     object_line,
     summary,
 )
-from plinth.gitops_output import render_repo_spec
-from plinth.render import RenderError, render
-from plinth.stack_config import StackConfigError, load_stack
 
 
 def load_stack_side(name: str, project: Path) -> list[dict[str, Any]]:
+    from plinth.gitops_output import render_repo_spec
+    from plinth.render import RenderError
+    from plinth.stack_config import StackConfigError, load_stack
+
     try:
         return render_repo_spec(load_stack(project, name).gitops)
     except (StackConfigError, RenderError) as err:
@@ -32,6 +33,8 @@ def load_stack_side(name: str, project: Path) -> list[dict[str, Any]]:
 
 def load_side(spec: str, allow_remote: bool) -> list[dict[str, Any]]:
     """`PATH` (working tree) or `PATH@REV` (that git revision)."""
+    from plinth.render import RenderError, render
+
     path_text, rev = spec, None
     if "@" in spec and not Path(spec).exists():
         path_text, rev = spec.rsplit("@", 1)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
+from typing import TYPE_CHECKING
+
 from plinth.cli.output import UserError
-from plinth.localenv.cluster import LocalCluster
-from plinth.localenv.cluster_dns import ClusterDnsError
-from plinth.localenv.node import NodeUnavailable
-from plinth.localenv.process import ServerStartError
-from plinth.localenv.tools import ToolMissing
+
+if TYPE_CHECKING:  # the cluster's certificates and processes load when a command runs
+    from plinth.localenv.cluster import LocalCluster
 
 DEFAULT_STATE = Path(".plinth") / "local"
 
@@ -35,6 +35,8 @@ node_option = click.option("--node/--no-node", default=True, show_default=True,
 
 
 def _cluster(state: Path, node: bool) -> LocalCluster:
+    from plinth.localenv.cluster import LocalCluster
+
     return LocalCluster((state / "controlplane").absolute(), node=node)
 
 
@@ -48,6 +50,11 @@ def start(state: Path, node: bool) -> None:
     Example:
       plinth local start && kubectl --kubeconfig .plinth/local/controlplane/admin.kubeconfig get nodes
     """
+    from plinth.localenv.cluster_dns import ClusterDnsError
+    from plinth.localenv.node import NodeUnavailable
+    from plinth.localenv.process import ServerStartError
+    from plinth.localenv.tools import ToolMissing
+
     cluster = _cluster(state, node)
     try:
         cluster.start()

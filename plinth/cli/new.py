@@ -3,21 +3,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
-import git
-from pydantic import ValidationError
 from rich.markup import escape
 
 from plinth.cli.output import UserError, console
-from plinth.repospec import AppSpec, EnvironmentSpec, ImageAutomationSpec, RepoSpec
-from plinth.schemas import CRDsNotInstalled
-from plinth.scaffold import MANIFEST, Plan, ScaffoldError, plan, render_template, write
+
+if TYPE_CHECKING:  # pydantic, the template and git load when the command runs
+    from pydantic import ValidationError
+
+    from plinth.repospec import RepoSpec
+    from plinth.scaffold import Plan
 
 
 def build_spec(cluster: str, envs: tuple[str, ...], apps: tuple[str, ...], port: int,
                registry: str | None, controller_version: str, cluster_env: str | None,
                image_range: str | None, pull_request_provider: str | None
                ) -> RepoSpec:
+    from pydantic import ValidationError
+
+    from plinth.repospec import AppSpec, EnvironmentSpec, ImageAutomationSpec, RepoSpec
+
     if pull_request_provider is not None and image_range is None:
         raise UserError("--pull-request-provider is for image automation: add --image-automation")
     try:
@@ -36,6 +43,8 @@ def build_spec(cluster: str, envs: tuple[str, ...], apps: tuple[str, ...], port:
 
 
 def _validation_message(err: ValidationError | ValueError) -> str:
+    from pydantic import ValidationError
+
     if isinstance(err, ValidationError):
         return "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'value'}={e.get('input')!r}: {e['msg']}"
@@ -75,6 +84,9 @@ def new(directory: Path, cluster: str, envs: tuple[str, ...], cluster_env: str |
       plinth new ./gitops --cluster local --env dev --env prod --app web=ghcr.io/acme/web:1.2.3
       plinth new ./gitops --cluster local --env dev --app web=acme/web:1.3.0 --dry-run
     """
+    from plinth.schemas import CRDsNotInstalled
+    from plinth.scaffold import ScaffoldError, plan, render_template, write
+
     spec = build_spec(cluster, envs, apps, port, registry, controller_version, cluster_env,
                       image_range, pull_request_provider)
     try:
@@ -108,6 +120,10 @@ def _report(result: Plan) -> None:
 
 
 def _commit(directory: Path, result: Plan) -> str | None:
+    import git
+
+    from plinth.scaffold import MANIFEST
+
     try:
         repo = git.Repo(directory)
     except git.InvalidGitRepositoryError:

@@ -3,34 +3,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
-import git
 from rich.markup import escape
 
 from plinth.cli.forge_options import ForgeTarget, forge_options, forge_target
 from plinth.cli.output import UserError, console
-from plinth.diff import text_lines
-from plinth.forge import ForgeError
-from plinth.git_push import PushError
-from plinth.promote import (
-    Promotion,
-    PromoteError,
-    Remote,
-    Request,
-    forge_remote,
-    local_remote,
-    promote,
-)
-from plinth.render import RenderError
+
+if TYPE_CHECKING:  # git, kustomize and the forge client load when the command runs
+    from plinth.promote import Promotion, Remote, Request
 
 
 def _remote(repo_dir: Path, forge: ForgeTarget | None) -> Remote:
+    from plinth.promote import forge_remote, local_remote
+
     if forge is None:
         return local_remote(repo_dir)
     return forge_remote(forge.client, forge.repo, forge.token)
 
 
 def _report(result: Promotion, request: Request, dry_run: bool) -> None:
+    from plinth.diff import text_lines
+
     moves = result.staged.moves
     if not moves:
         console.print(escape(f"nothing to promote: {request.target} already runs "
@@ -78,6 +73,13 @@ def promote_command(source: str, target: str, apps: tuple[str, ...], repo_dir: P
       plinth promote --from dev --to prod --app web --repo ./gitops --dry-run
       plinth promote --from dev --to prod --stack local
     """
+    import git
+
+    from plinth.forge import ForgeError
+    from plinth.git_push import PushError
+    from plinth.promote import PromoteError, Request, promote
+    from plinth.render import RenderError
+
     request = Request(source, target, apps)
     forge = forge_target(forge_url, forge_kind, repository, token_env, stack, project)
     try:

@@ -4,17 +4,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
 from rich.markup import escape
 
 from plinth.cli.output import UserError, console, echo_raw, err_console, write_atomically
-from plinth.kustomize_refs import KUSTOMIZATION_FILES, SourceError, check_tree, kustomization_file
-from plinth.render import RenderError, render, repository_root
-from plinth.schemas import (CRDsNotInstalled, Problem, load_crds, repository_crds,
-                            validate_objects)
-from plinth.tree_archive import TreeError, WorkTree
+
+if TYPE_CHECKING:  # kustomize, the schemas and git load when a command runs, not for --help
+    from plinth.schemas import Problem
 
 allow_remote_option = click.option(
     "--allow-remote", is_flag=True,
@@ -44,6 +43,9 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool, crds: tuple[
 
     A kind no schema covers is looked up among the CRDs written in the repository (its work
     tree) before it counts as unknown. `repo_root` defaults to the git work tree around PATH."""
+    from plinth.render import RenderError, render, repository_root
+    from plinth.schemas import CRDsNotInstalled, load_crds, repository_crds, validate_objects
+
     root = repo_root or repository_root(path)
     try:
         traced = render(path, repo_root=root, rev=rev, allow_remote=allow_remote,
@@ -117,6 +119,8 @@ def _folders(repo: Path) -> list[Path]:
 
 
 def _is_component(directory: Path) -> bool:
+    from plinth.kustomize_refs import kustomization_file
+
     kfile = kustomization_file(directory)
     try:
         doc = yaml.safe_load(kfile.read_text()) if kfile else None
@@ -127,6 +131,8 @@ def _is_component(directory: Path) -> bool:
 
 def _manifests(directory: Path) -> list[Path]:
     """The YAML files directly in `directory` that are Kubernetes manifests."""
+    from plinth.kustomize_refs import KUSTOMIZATION_FILES
+
     found = []
     for path in sorted(directory.glob("*.y*ml")):
         if path.name in KUSTOMIZATION_FILES or not path.is_file():
@@ -146,6 +152,9 @@ def find_roots(repo: Path) -> list[Path]:
     Component, which only renders inside another), and each topmost folder of plain
     manifests that no kustomization reads (Flux's layout: a cluster folder of plain
     manifests, rendered as Flux would). Hidden folders and Helm charts are left out."""
+    from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
+    from plinth.tree_archive import TreeError, WorkTree
+
     repo = repo.resolve()
     dirs = _folders(repo)
     kustomized = [d for d in dirs if kustomization_file(d)]
@@ -185,6 +194,8 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknow
       plinth validate ./gitops
       plinth validate . --skip-unknown --crd ./vendor/crds
     """
+    from plinth.schemas import Problem
+
     roots = find_roots(repo)
     if not roots:
         raise UserError(f"{repo}: no kustomization and no folder of Kubernetes manifests")
