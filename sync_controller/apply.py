@@ -44,6 +44,7 @@ class ApplyResult:
     applied: list[ObjectRef] = field(default_factory=list)
     changed: list[ObjectRef] = field(default_factory=list)
     recreated: list[ObjectRef] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)  # id -> resourceVersion applied
 
 
 @dataclass
@@ -174,6 +175,7 @@ class Applier:
             if item.recreate:
                 result.recreated.append(item.ref)
             version = (response.get("metadata") or {}).get("resourceVersion")
+            result.versions[item.ref.id] = str(version or "")
             if item.recreate or version != item.dry_run_version:
                 result.changed.append(item.ref)
             return None

@@ -272,6 +272,8 @@ class Controller:
         if key[0] == "Receiver":
             self.receivers.forget(key[1], key[2])
         self.wiring.forget(key)
+        if key[0] == "Kustomization":
+            self.kustomizations.forget(ObjectRef(GROUP, key[0], key[1], key[2], VERSION))
         if key[0] == "ImageRepository":  # its policies must stop choosing from its tags
             self.reflector.forget(key[1], key[2])
             self.wiring.wake(self.wiring.readers.get(key, set()))

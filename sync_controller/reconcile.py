@@ -18,6 +18,7 @@ from plinth.render import ORIGIN_ANNOTATION, RenderError, origin_of, render
 from sync_controller import conditions as cond
 from sync_controller.api import HealthCheck, KustomizationSpec, spec_of
 from sync_controller import inventory
+from sync_controller.applied_memory import Applied, LiveCheck, check_live, fingerprint
 from sync_controller.apply import Applier, ApplyError, ApplyResult
 from sync_controller.health import State, assess
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
@@ -53,13 +54,19 @@ class KustomizationReconciler:
         self.sources = sources
         self.default_service_account = default_service_account
         self.notify = notify
+        self.memory: dict[str, Applied] = {}  # Kustomization id -> what it last applied
+
+    def forget(self, kustomization: ObjectRef) -> None:
+        self.memory.pop(kustomization.id, None)
 
     def acting(self, spec: KustomizationSpec, namespace: str) -> Cluster:
         """Who applies, prunes and checks health: the Kustomization's service account (in its
         own namespace), else the default one, else the controller."""
+        return self.cluster.impersonating(self._acting_user(spec, namespace))
+
+    def _acting_user(self, spec: KustomizationSpec, namespace: str) -> str | None:
         name = spec.service_account_name or self.default_service_account
-        return self.cluster.impersonating(
-            service_account_user(namespace, name) if name else None)
+        return service_account_user(namespace, name) if name else None
 
     async def reconcile(self, obj: dict[str, Any], spec: KustomizationSpec,
                         status: dict[str, Any]) -> Result:
@@ -76,11 +83,25 @@ class KustomizationReconciler:
         if self.notify and new:  # retries of one revision say nothing new until they end
             self.notify(Notice("Kustomization", ref.namespace, ref.name, StatusState.PENDING,
                                "Progressing", f"applying {revision}", revision))
-        objects, origins, warnings = await self._render(spec, repo, revision, meta)
         acting = self.acting(spec, ref.namespace)
-        result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins,
-                                                     acting)
-        await self._health(ref, status, generation, spec, result.applied, acting)
+        key = fingerprint(revision, spec.model_dump(mode="json"),
+                          self._acting_user(spec, ref.namespace))
+        remembered = self.memory.pop(ref.id, None)  # back only when this reconcile succeeds
+        live: dict[str, dict[str, Any]] = {}
+        if remembered is not None and remembered.fingerprint == key:
+            check = await self._check_live(acting, remembered, ref)
+            live = check.live
+            result, warnings = await self._heal(ref, spec, repo, revision, meta, remembered,
+                                                check.drifted, acting)
+            pruned = PruneResult()
+        else:
+            objects, origins, warnings = await self._render(spec, repo, revision, meta)
+            result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins,
+                                                         acting)
+            remembered = Applied(key, dict(result.versions),
+                                 {r.id: r for r in result.applied}, warnings)
+        await self._health(ref, status, generation, spec, result.applied, acting, live)
+        self.memory[ref.id] = remembered
         status["lastAppliedRevision"] = revision
         source_failing = _failing(repo)
         if source_failing is not None:
@@ -90,6 +111,37 @@ class KustomizationReconciler:
         return Result("ReconciliationSucceeded", f"Applied revision: {revision}{said}",
                       spec.interval, bool(result.changed or pruned.deleted), revision,
                       applied=len(result.changed), pruned=len(pruned.deleted))
+
+    async def _check_live(self, acting: Cluster, remembered: Applied, ref: ObjectRef
+                          ) -> LiveCheck:
+        try:
+            return await check_live(acting, remembered, (ref.namespace, ref.name))
+        except KubeError as err:
+            raise ReconcileError("ReconciliationFailed", f"listing what was applied: {err}"
+                                 ) from None
+
+    async def _heal(self, ref: ObjectRef, spec: KustomizationSpec, repo: dict[str, Any],
+                    revision: str, meta: dict[str, Any], remembered: Applied,
+                    drifted: set[str], acting: Cluster) -> tuple[ApplyResult, tuple[str, ...]]:
+        """The revision applied last time, unchanged: apply again only what someone deleted or
+        edited since (rendered anew, validated and applied like any apply)."""
+        applied = list(remembered.refs.values())
+        if not drifted:
+            return ApplyResult(applied=applied), remembered.warnings
+        objects, origins, warnings = await self._render(spec, repo, revision, meta)
+        applier = Applier(acting, force=spec.force, default_namespace=ref.namespace,
+                          origins=origins)
+        try:
+            objects = [o for o in await applier.with_namespaces(objects)
+                       if ObjectRef.of(o).id in drifted]
+            healed = await applier.run(objects)
+        except ApplyError as err:
+            raise ReconcileError("ReconciliationFailed", str(err)) from None
+        except KubeError as err:
+            raise ReconcileError("ReconciliationFailed", str(err)) from None
+        remembered.versions.update(healed.versions)
+        return ApplyResult(applied=applied, changed=healed.changed,
+                           recreated=healed.recreated), warnings
 
     async def _start(self, ref: ObjectRef, status: dict[str, Any], generation: int) -> None:
         """Reconciling=True while it runs (and Ready=False with it, the very first time)."""
@@ -202,8 +254,10 @@ class KustomizationReconciler:
         return result, pruned
 
     async def _health(self, ref: ObjectRef, status: dict[str, Any], generation: int,
-                      spec: KustomizationSpec, applied: list[ObjectRef], acting: Cluster
-                      ) -> None:
+                      spec: KustomizationSpec, applied: list[ObjectRef], acting: Cluster,
+                      live: dict[str, dict[str, Any]]) -> None:
+        """Wait for the targets to be healthy; `live` holds objects just listed, which the
+        first look takes instead of reading each again."""
         targets = applied if spec.wait else [
             await self._check_target(c, spec.target_namespace or ref.namespace)
             for c in spec.health_checks]
@@ -212,7 +266,8 @@ class KustomizationReconciler:
         started, said = time.monotonic(), ""
         reasons = PodReasons(acting)
         while True:
-            pending = await self._unhealthy(targets, reasons, acting)
+            pending = await self._unhealthy(targets, reasons, acting, live)
+            live = {}
             if not pending:
                 return
             elapsed = time.monotonic() - started
@@ -249,11 +304,11 @@ class KustomizationReconciler:
         return ObjectRef(ref.group, ref.kind, check.namespace or namespace, ref.name,
                          ref.version)
 
-    async def _unhealthy(self, targets: list[ObjectRef], reasons: PodReasons, acting: Cluster
-                         ) -> list[tuple[str, State]]:
+    async def _unhealthy(self, targets: list[ObjectRef], reasons: PodReasons, acting: Cluster,
+                         known: dict[str, dict[str, Any]]) -> list[tuple[str, State]]:
         pending = []
         for target in targets:
-            live = await acting.get(target)
+            live = known.get(target.id) or await acting.get(target)
             if live is None:
                 pending.append((f"{target}: not found", State.IN_PROGRESS))
                 continue

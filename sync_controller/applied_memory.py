@@ -1,0 +1,81 @@
+"""What a Kustomization last applied, remembered so that an unchanged repository costs next to
+nothing: when the revision, the spec and the acting account are those of the last successful
+apply, the objects it rendered are the same, so only the cluster can have changed. One list
+request per kind and namespace (the objects carry the Kustomization's owner labels) tells
+which objects someone deleted or edited since: only those are rendered again and applied, and
+nothing is dry-run, applied or pruned for the rest.
+
+An object counts as edited when its resourceVersion moved and a manager other than the
+controller wrote anything but its status (`kubectl scale` writes the scale subresource) at or
+after the controller's last write; a status written by its own controller, the kubelet or the
+scheduler is no edit. The memory lives in
+the process: a restart, a failure or a new revision makes the next reconcile a full one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
+from sync_controller.kube import FIELD_MANAGER, Cluster
+
+
+def fingerprint(revision: str, spec: dict[str, Any], acting: str | None) -> str:
+    """What decides the rendered objects and who applies them."""
+    text = json.dumps([revision, spec, acting], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class Applied:
+    fingerprint: str
+    versions: dict[str, str]  # ObjectRef.id -> resourceVersion after the controller's apply
+    refs: dict[str, ObjectRef] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # kustomize's, said again while nothing changes
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    drifted: set[str]  # ids of objects deleted or edited since the last apply
+    live: dict[str, dict[str, Any]]  # id -> the object as listed (for health checks)
+
+
+def _edited(obj: dict[str, Any]) -> bool:
+    fields = (obj.get("metadata") or {}).get("managedFields") or []
+    ours = [str(f.get("time", "")) for f in fields if f.get("manager") == FIELD_MANAGER
+            and not f.get("subresource")]
+    if not ours:
+        return True  # someone took every field the controller owned
+    last = max(ours)
+    # an entry without a time (kubectl scale leaves one) may be newer than ours
+    return any(f.get("manager") != FIELD_MANAGER and f.get("subresource") != "status"
+               and (not f.get("time") or str(f["time"]) >= last) for f in fields)
+
+
+async def check_live(cluster: Cluster, applied: Applied, owner: tuple[str, str]) -> LiveCheck:
+    """List the remembered objects by kind and namespace; report what drifted."""
+    selector = f"{OWNER_NAME_LABEL}={owner[1]},{OWNER_NAMESPACE_LABEL}={owner[0]}"
+    groups: dict[tuple[str, str, str], list[ObjectRef]] = defaultdict(list)
+    for ref in applied.refs.values():
+        groups[(ref.api_version, ref.kind, ref.namespace)].append(ref)
+    live: dict[str, dict[str, Any]] = {}
+    for api_version, kind, namespace in sorted(groups):
+        for obj in await cluster.list(api_version, kind, namespace, selector):
+            live[ObjectRef.of(obj).id] = obj
+    drifted = set()
+    for ref_id, version in applied.versions.items():
+        current = live.get(ref_id)
+        if current is None:
+            drifted.add(ref_id)
+            continue
+        now = str((current.get("metadata") or {}).get("resourceVersion") or "")
+        if now == version:
+            continue
+        if _edited(current):
+            drifted.add(ref_id)
+        else:  # only a status moved: remember the new version, nothing to do
+            applied.versions[ref_id] = now
+    return LiveCheck(drifted, live)
