@@ -84,8 +84,10 @@ class KustomizationReconciler:
             self.notify(Notice("Kustomization", ref.namespace, ref.name, StatusState.PENDING,
                                "Progressing", f"applying {revision}", revision))
         acting = self.acting(spec, ref.namespace)
-        key = fingerprint(revision, spec.model_dump(mode="json"),
-                          self._acting_user(spec, ref.namespace))
+        # what decides the objects; a new interval, timeout or health check does not
+        key = fingerprint(revision, spec.model_dump(
+            mode="json", include={"source_ref", "path", "target_namespace", "force"}),
+            self._acting_user(spec, ref.namespace))
         remembered = self.memory.pop(ref.id, None)  # back only when this reconcile succeeds
         live: dict[str, dict[str, Any]] = {}
         if remembered is not None and remembered.fingerprint == key:

@@ -4,27 +4,10 @@ server's own request counters show; an object edited or deleted by hand is still
 and only that object is validated and applied again."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from tests.controller.harness import Kube, Scenario, wait_for
+from tests.controller.harness import Scenario, api_requests, wait_for
 from tests.gitops_repos import kustomization
-
-# PodTemplates: a kind no other test applies, so the API server's counters are this test's.
-_COUNTER = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$',
-                      re.MULTILINE)
-
-
-def requests(kube: Kube, resource: str) -> dict[str, float]:
-    """The API server's request counts for `resource`, by verb (dry runs apart)."""
-    counts: dict[str, float] = {}
-    for match in _COUNTER.finditer(kube.run("get", "--raw", "/metrics").stdout):
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("resource") == resource and not labels.get("subresource"):
-            verb = labels["verb"] + (" dry-run" if labels.get("dry_run") else "")
-            counts[verb] = counts.get(verb, 0) + float(match["value"])
-    return counts
-
 
 def pod_template(name: str, namespace: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "PodTemplate",
@@ -39,10 +22,11 @@ def test_a_no_change_reconcile_lists_and_applies_nothing(scenario: Scenario) -> 
     scenario.sync({"app/kustomization.yaml": kustomization(*(f"{n}.yaml" for n in names)),
                    **{f"app/{n}.yaml": pod_template(n, ns) for n in names}}, interval="2s")
     kube = scenario.kube
-    before = requests(kube, "podtemplates")
-    wait_for(lambda: requests(kube, "podtemplates").get("LIST", 0) >= before.get("LIST", 0) + 3,
+    # PodTemplates: a kind no other test applies, so the API server's counters are this test's
+    before = api_requests(kube, "podtemplates")
+    wait_for(lambda: api_requests(kube, "podtemplates").get("LIST", 0) >= before.get("LIST", 0) + 3,
              30, "three more reconciles (each lists the PodTemplates once)")
-    after = requests(kube, "podtemplates")
+    after = api_requests(kube, "podtemplates")
     writes = {v: n - before.get(v, 0) for v, n in after.items()
               if v != "LIST" and v != "WATCH" and n != before.get(v, 0)}
     assert writes == {}, writes
@@ -54,11 +38,11 @@ def test_a_no_change_reconcile_lists_and_applies_nothing(scenario: Scenario) -> 
     def healed() -> bool:
         t3, t7 = kube.get("podtemplate", "t3", ns), kube.get("podtemplate", "t7", ns)
         return bool(t3 and t3["template"]["metadata"]["labels"] == {"app": "t3"} and t7)
-    edited = requests(kube, "podtemplates")
+    edited = api_requests(kube, "podtemplates")
     wait_for(healed, 15, "the hand edit and the deleted object to be put back")
-    wait_for(lambda: requests(kube, "podtemplates").get("LIST", 0) >=
+    wait_for(lambda: api_requests(kube, "podtemplates").get("LIST", 0) >=
              edited.get("LIST", 0) + 3, 30, "three more reconciles")
-    final = requests(kube, "podtemplates")
+    final = api_requests(kube, "podtemplates")
     healing = {v: n - edited.get(v, 0) for v, n in final.items()
                if v not in ("LIST", "WATCH", "GET") and n != edited.get(v, 0)}
     # t3 and t7 each validated once and applied once, nothing else
