@@ -39,7 +39,8 @@ class Checked:
 
 def render_checked(path: Path, rev: str | None, allow_remote: bool, crds: tuple[Path, ...],
                    skip_unknown: bool, repo_root: Path | None = None) -> Checked:
-    """kustomize output plus every schema problem (found on a render with origin annotations).
+    """kustomize output plus every schema problem; kustomize runs once, and once more with
+    origin annotations only when there are problems to locate.
 
     A kind no schema covers is looked up among the CRDs written in the repository (its work
     tree) before it counts as unknown. `repo_root` defaults to the git work tree around PATH."""
@@ -48,15 +49,20 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool, crds: tuple[
 
     root = repo_root or repository_root(path)
     try:
-        traced = render(path, repo_root=root, rev=rev, allow_remote=allow_remote,
-                        with_origin=True)
         plain = render(path, repo_root=root, rev=rev, allow_remote=allow_remote)
         known = load_crds(crds)
     except (RenderError, CRDsNotInstalled) as err:
         raise UserError(str(err)) from err
-    problems = validate_objects(traced.objects, traced.path, known)
+    problems = validate_objects(plain.objects, plain.path, known)
     if any(p.unknown for p in problems):
         known = [*known, *repository_crds(root)]
+        problems = validate_objects(plain.objects, plain.path, known)
+    if problems:  # kustomize again, with origins, only to name each problem's file
+        try:
+            traced = render(path, repo_root=root, rev=rev, allow_remote=allow_remote,
+                            with_origin=True)
+        except RenderError as err:
+            raise UserError(str(err)) from err
         problems = validate_objects(traced.objects, traced.path, known)
     skipped = [p for p in problems if p.unknown] if skip_unknown else []
     return Checked(plain.text, [p for p in problems if p not in skipped], skipped,
