@@ -47,6 +47,8 @@ os.execv(sys.argv[2], sys.argv[2:])
 _GO_CRASH = re.compile(r"^(?:fatal error|panic): .*$", re.MULTILINE)
 _GO_STACK = re.compile(r"^goroutine \d+ ", re.MULTILINE)
 _MAX_MESSAGE_CHARS = 1000
+# libyaml's parser where PyYAML has it (the same safe types, ten times quicker on big output)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RenderError(Exception):
@@ -124,7 +126,7 @@ def _build(source: SourceTree, rel: str, allow_remote: bool, with_origin: bool,
 
 def _parse(text: str, rel: str) -> list[dict[str, Any]]:
     try:
-        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc is not None]
     except yaml.YAMLError as err:
         raise RenderError(f"{rel}: kustomize produced unreadable YAML: {err}") from err
     except RecursionError:

@@ -69,7 +69,7 @@ def load_crds(paths: Iterable[Path] = ()) -> list[dict[str, Any]]:
         files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
     crds = []
     for file in files:
-        for doc in yaml.safe_load_all(file.read_text()):
+        for doc in yaml.load_all(file.read_text(), Loader=_LOADER):
             if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
                 crds.append(doc)
     return crds
