@@ -8,8 +8,10 @@ nothing is dry-run, applied or pruned for the rest.
 An object counts as edited when its resourceVersion moved and a manager other than the
 controller wrote anything but its status (`kubectl scale` writes the scale subresource) at or
 after the controller's last write; a status written by its own controller, the kubelet or the
-scheduler is no edit. The memory lives in
-the process: a restart, a failure or a new revision makes the next reconcile a full one.
+scheduler is no edit. A new revision is
+compared object by object with what was applied: only the objects it changes or adds are
+validated and applied, and what it drops is pruned. The memory lives in the process: a restart
+or a failure makes the next reconcile a full one.
 """
 from __future__ import annotations
 
@@ -23,18 +25,40 @@ from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, O
 from sync_controller.kube import FIELD_MANAGER, Cluster
 
 
-def fingerprint(revision: str, spec: dict[str, Any], acting: str | None) -> str:
-    """What decides the rendered objects and who applies them."""
-    text = json.dumps([revision, spec, acting], sort_keys=True, default=str)
+def fingerprint(spec: dict[str, Any], acting: str | None) -> str:
+    """Who applies, and the spec fields that decide the objects besides the revision."""
+    text = json.dumps([spec, acting], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def digest(obj: dict[str, Any]) -> str:
+    """An object as rendered: equal digests, equal objects."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 @dataclass
 class Applied:
     fingerprint: str
+    revision: str
     versions: dict[str, str]  # ObjectRef.id -> resourceVersion after the controller's apply
     refs: dict[str, ObjectRef] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # ObjectRef.id -> digest as applied
     warnings: tuple[str, ...] = ()  # kustomize's, said again while nothing changes
+
+    def unchanged(self, objects: list[dict[str, Any]], drifted: set[str]) -> set[str]:
+        """The ids of `objects` (a new revision's, namespaces defaulted) that are as applied
+        last time and untouched since. None of them when a CRD or Namespace changes: those
+        change what the rest validates against, so everything is validated again."""
+        same = set()
+        for obj in objects:
+            ref_id = ObjectRef.of(obj).id
+            if ref_id in self.versions and ref_id not in drifted and \
+                    self.digests.get(ref_id) == digest(obj):
+                same.add(ref_id)
+            elif obj.get("kind") in ("CustomResourceDefinition", "Namespace"):
+                return set()
+        return same
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from plinth.render import ORIGIN_ANNOTATION, RenderError, origin_of, render
 from sync_controller import conditions as cond
 from sync_controller.api import HealthCheck, KustomizationSpec, spec_of
 from sync_controller import inventory
-from sync_controller.applied_memory import Applied, LiveCheck, check_live, fingerprint
+from sync_controller.applied_memory import Applied, LiveCheck, check_live, digest, fingerprint
 from sync_controller.apply import Applier, ApplyError, ApplyResult
 from sync_controller.health import State, assess
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
@@ -84,24 +84,28 @@ class KustomizationReconciler:
             self.notify(Notice("Kustomization", ref.namespace, ref.name, StatusState.PENDING,
                                "Progressing", f"applying {revision}", revision))
         acting = self.acting(spec, ref.namespace)
-        # what decides the objects; a new interval, timeout or health check does not
-        key = fingerprint(revision, spec.model_dump(
+        # what decides the objects besides the revision; an interval or health check does not
+        key = fingerprint(spec.model_dump(
             mode="json", include={"source_ref", "path", "target_namespace", "force"}),
             self._acting_user(spec, ref.namespace))
         remembered = self.memory.pop(ref.id, None)  # back only when this reconcile succeeds
+        if remembered is not None and remembered.fingerprint != key:
+            remembered = None
         live: dict[str, dict[str, Any]] = {}
-        if remembered is not None and remembered.fingerprint == key:
+        drifted: set[str] = set()
+        if remembered is not None:
             check = await self._check_live(acting, remembered, ref)
-            live = check.live
+            live, drifted = check.live, check.drifted
+        if remembered is not None and remembered.revision == revision:
             result, warnings = await self._heal(ref, spec, repo, revision, meta, remembered,
-                                                check.drifted, acting)
+                                                drifted, acting)
             pruned = PruneResult()
         else:
             objects, origins, warnings = await self._render(spec, repo, revision, meta)
-            result, pruned = await self._apply_and_prune(ref, status, spec, objects, origins,
-                                                         acting)
-            remembered = Applied(key, dict(result.versions),
-                                 {r.id: r for r in result.applied}, warnings)
+            result, pruned, digests = await self._apply_and_prune(
+                ref, status, spec, objects, origins, acting, remembered, drifted)
+            remembered = Applied(key, revision, dict(result.versions),
+                                 {r.id: r for r in result.applied}, digests, warnings)
         await self._health(ref, status, generation, spec, result.applied, acting, live)
         self.memory[ref.id] = remembered
         status["lastAppliedRevision"] = revision
@@ -224,8 +228,11 @@ class KustomizationReconciler:
 
     async def _apply_and_prune(self, ref: ObjectRef, status: dict[str, Any],
                                spec: KustomizationSpec, objects: list[dict[str, Any]],
-                               origins: dict[ObjectRef, str], acting: Cluster
-                               ) -> tuple[ApplyResult, PruneResult]:
+                               origins: dict[ObjectRef, str], acting: Cluster,
+                               remembered: Applied | None, drifted: set[str]
+                               ) -> tuple[ApplyResult, PruneResult, dict[str, str]]:
+        """Validate and apply the objects (only those changed since `remembered`, if any),
+        then prune what the revision dropped; also returns each object's digest."""
         previous = inventory.from_status(status)
         applier = Applier(acting, force=spec.force, default_namespace=ref.namespace,
                           origins=origins)
@@ -236,7 +243,9 @@ class KustomizationReconciler:
             status["inventory"] = inventory.to_status(
                 {r.id: r for r in [*previous, *map(ObjectRef.of, objects)]}.values())
             await self.cluster.patch_status(ref, status)
-            result = await applier.run(objects)
+            digests = {ObjectRef.of(o).id: digest(o) for o in objects}
+            same = remembered.unchanged(objects, drifted) if remembered is not None else set()
+            result = await applier.run([o for o in objects if ObjectRef.of(o).id not in same])
         except ApplyError as err:
             if err.args[0].startswith("validation"):
                 # nothing was applied (or it was removed again): the record was premature
@@ -245,6 +254,9 @@ class KustomizationReconciler:
             raise ReconcileError("ReconciliationFailed", str(err)) from None
         except KubeError as err:
             raise ReconcileError("ReconciliationFailed", str(err)) from None
+        if remembered is not None:  # as they were: applied, at the version they had
+            result.applied += [remembered.refs[i] for i in sorted(same)]
+            result.versions.update({i: remembered.versions[i] for i in same})
         pruned = PruneResult()
         if spec.prune:
             try:
@@ -253,7 +265,7 @@ class KustomizationReconciler:
             except KubeError as err:
                 raise ReconcileError("PruneFailed", f"prune: {err}") from None
         status["inventory"] = inventory.to_status(result.applied)
-        return result, pruned
+        return result, pruned, digests
 
     async def _health(self, ref: ObjectRef, status: dict[str, Any], generation: int,
                       spec: KustomizationSpec, applied: list[ObjectRef], acting: Cluster,

@@ -9,6 +9,13 @@ from typing import Any
 from tests.controller.harness import Scenario, api_requests, wait_for
 from tests.gitops_repos import kustomization
 
+def settled(scenario: Scenario) -> None:
+    """No PodTemplate of an earlier test is left (its namespace's deletes would count here)."""
+    def none_left() -> bool:
+        return not scenario.kube.run("get", "podtemplates", "-A", "-o", "name").stdout.strip()
+    wait_for(none_left, 120, "earlier tests' PodTemplates to be gone")
+
+
 def pod_template(name: str, namespace: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "PodTemplate",
             "metadata": {"name": name, "namespace": namespace},
@@ -18,6 +25,7 @@ def pod_template(name: str, namespace: str) -> dict[str, Any]:
 
 def test_a_no_change_reconcile_lists_and_applies_nothing(scenario: Scenario) -> None:
     ns = scenario.namespace
+    settled(scenario)
     names = [f"t{i}" for i in range(20)]
     scenario.sync({"app/kustomization.yaml": kustomization(*(f"{n}.yaml" for n in names)),
                    **{f"app/{n}.yaml": pod_template(n, ns) for n in names}}, interval="2s")
@@ -68,3 +76,29 @@ def test_a_scaled_deployment_is_put_back(scenario: Scenario) -> None:
         live = scenario.kube.get("deployment", "web", ns) or {}
         raise AssertionError(f"{err}; managedFields: {live['metadata'].get('managedFields')}; "
                              f"status: {scenario.status('app')}") from None
+
+
+def test_a_new_revision_validates_and_applies_only_what_it_changes(scenario: Scenario) -> None:
+    ns = scenario.namespace
+    settled(scenario)
+    names = [f"t{i}" for i in range(20)]
+    files: dict[str, object] = {
+        "app/kustomization.yaml": kustomization(*(f"{n}.yaml" for n in names)),
+        **{f"app/{n}.yaml": pod_template(n, ns) for n in names}}
+    scenario.sync(files, interval="2s")
+    kube = scenario.kube
+    before = api_requests(kube, "podtemplates")
+    changed = pod_template("t5", ns)
+    changed["template"]["metadata"]["labels"]["tier"] = "new"
+    kept = [n for n in names if n != "t9"]
+    sha = scenario.repo.commit({
+        "app/kustomization.yaml": kustomization(*(f"{n}.yaml" for n in kept)),
+        "app/t5.yaml": changed}, remove=("app/t9.yaml",))
+    scenario.wait_applied("app", sha)
+    assert kube.get("podtemplate", "t9", ns) is None
+    after = api_requests(kube, "podtemplates")
+    writes = {v: n - before.get(v, 0) for v, n in after.items()
+              if v not in ("LIST", "WATCH", "GET") and n != before.get(v, 0)}
+    assert writes == {"APPLY dry-run": 1, "APPLY": 1, "DELETE": 1}, writes
+    t5 = kube.get("podtemplate", "t5", ns) or {}
+    assert t5["template"]["metadata"]["labels"] == {"app": "t5", "tier": "new"}
