@@ -67,7 +67,9 @@ class LiveCheck:
     live: dict[str, dict[str, Any]]  # id -> the object as listed (for health checks)
 
 
-def _edited(obj: dict[str, Any]) -> bool:
+def edited(obj: dict[str, Any]) -> bool:
+    """Written by anyone but the controller, a status aside, at or after the controller's last
+    write."""
     fields = (obj.get("metadata") or {}).get("managedFields") or []
     ours = [str(f.get("time", "")) for f in fields if f.get("manager") == FIELD_MANAGER
             and not f.get("subresource")]
@@ -98,7 +100,7 @@ async def check_live(cluster: Cluster, applied: Applied, owner: tuple[str, str])
         now = str((current.get("metadata") or {}).get("resourceVersion") or "")
         if now == version:
             continue
-        if _edited(current):
+        if edited(current):
             drifted.add(ref_id)
         else:  # only a status moved: remember the new version, nothing to do
             applied.versions[ref_id] = now

@@ -155,9 +155,9 @@ class Controller:
     async def _operate(self, started: asyncio.Event) -> None:
         sources = Sources(self.cluster, self.options.cache_dir / "sources")
         self.notifier = Notifier(self.cluster, self.options.cluster_name)
-        self.kustomizations = KustomizationReconciler(self.cluster, sources,
-                                                      self.options.default_service_account,
-                                                      self.notifier.emit)
+        self.kustomizations = KustomizationReconciler(
+            self.cluster, sources, self.options.default_service_account, self.notifier.emit,
+            lambda owner: self.wiring.waker(("Kustomization", *owner)).set())
         self.repositories = GitRepositoryReconciler(sources)
         self.reflector = ImageReflector(self.cluster)
         self.automation = ImageAutomation(self.cluster, sources)
@@ -172,6 +172,7 @@ class Controller:
                                 clusterwide=not self.options.namespaces,
                                 namespaces=self.options.namespaces)
         finally:
+            self.kustomizations.close()
             await hooks.stop()
             await self.notifier.close()
             await self.reflector.close()
@@ -273,7 +274,7 @@ class Controller:
             self.receivers.forget(key[1], key[2])
         self.wiring.forget(key)
         if key[0] == "Kustomization":
-            self.kustomizations.forget(ObjectRef(GROUP, key[0], key[1], key[2], VERSION))
+            self.kustomizations.forget((key[1], key[2]))
         if key[0] == "ImageRepository":  # its policies must stop choosing from its tags
             self.reflector.forget(key[1], key[2])
             self.wiring.wake(self.wiring.readers.get(key, set()))

@@ -20,6 +20,7 @@ from sync_controller.api import HealthCheck, KustomizationSpec, spec_of
 from sync_controller import inventory
 from sync_controller.applied_memory import Applied, LiveCheck, check_live, digest, fingerprint
 from sync_controller.apply import Applier, ApplyError, ApplyResult
+from sync_controller.drift_watch import DriftWatch
 from sync_controller.health import State, assess
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
 from sync_controller.kube import Cluster, KubeError, service_account_user
@@ -49,15 +50,33 @@ class KustomizationReconciler:
 
     def __init__(self, cluster: Cluster, sources: Sources,
                  default_service_account: str | None = None,
-                 notify: Callable[[Notice], None] | None = None) -> None:
+                 notify: Callable[[Notice], None] | None = None,
+                 wake: Callable[[tuple[str, str]], None] | None = None) -> None:
         self.cluster = cluster
         self.sources = sources
         self.default_service_account = default_service_account
         self.notify = notify
         self.memory: dict[str, Applied] = {}  # Kustomization id -> what it last applied
+        self.drift = DriftWatch(cluster, self.versions_of, wake) if wake else None
 
-    def forget(self, kustomization: ObjectRef) -> None:
-        self.memory.pop(kustomization.id, None)
+    @staticmethod
+    def _id(owner: tuple[str, str]) -> str:
+        return ObjectRef("plinth.dev", "Kustomization", owner[0], owner[1], "v1").id
+
+    def versions_of(self, owner: tuple[str, str]) -> dict[str, str] | None:
+        """The objects `owner` applied, at the versions it left them; None while it
+        reconciles (or before its first success)."""
+        applied = self.memory.get(self._id(owner))
+        return applied.versions if applied is not None else None
+
+    def forget(self, owner: tuple[str, str]) -> None:
+        self.memory.pop(self._id(owner), None)
+        if self.drift is not None:
+            self.drift.forget(owner)
+
+    def close(self) -> None:
+        if self.drift is not None:
+            self.drift.close()
 
     def acting(self, spec: KustomizationSpec, namespace: str) -> Cluster:
         """Who applies, prunes and checks health: the Kustomization's service account (in its
@@ -108,6 +127,8 @@ class KustomizationReconciler:
                                  {r.id: r for r in result.applied}, digests, warnings)
         await self._health(ref, status, generation, spec, result.applied, acting, live)
         self.memory[ref.id] = remembered
+        if self.drift is not None:
+            self.drift.follow((ref.namespace, ref.name), result.applied)
         status["lastAppliedRevision"] = revision
         source_failing = _failing(repo)
         if source_failing is not None:

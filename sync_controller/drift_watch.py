@@ -1,0 +1,92 @@
+"""Drift is healed within seconds of the edit, not at the next interval: after each successful
+reconcile, the kinds and namespaces a Kustomization applied are watched (one stream each, by
+the Kustomization's owner labels), and an object of it deleted, or written by anyone but the
+controller (a status aside), wakes the Kustomization at once. The wake only asks for a
+reconcile; what is healed, and how, is the reconcile's to decide (`applied_memory`).
+
+While a Kustomization reconciles, its events are ignored: the controller's own writes are
+what it is doing. A stream that breaks (the API server restarts, a watch expires) starts again
+after a short pause; a watch that cannot start at all costs nothing but the interval's delay.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes_asyncio import watch
+
+from sync_controller.applied_memory import edited
+from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
+from sync_controller.kube import Cluster
+
+log = logging.getLogger("plinth.controller")
+Owner = tuple[str, str]  # the Kustomization's namespace and name
+Stream = tuple[str, str, str]  # apiVersion, kind, namespace ("" for cluster-scoped objects)
+MAX_PAUSE = 30.0
+WATCH_SECONDS = 300  # the API server ends a watch; it is started again (a fresh list)
+
+
+class DriftWatch:
+    def __init__(self, cluster: Cluster, versions_of: Callable[[Owner], dict[str, str] | None],
+                 wake: Callable[[Owner], None]) -> None:
+        self.cluster = cluster
+        self.versions_of = versions_of  # None while the Kustomization reconciles
+        self.wake = wake
+        self.streams: dict[Owner, dict[Stream, asyncio.Task[None]]] = {}
+
+    def follow(self, owner: Owner, refs: list[ObjectRef]) -> None:
+        """Watch what `owner` applied now: new streams start, streams no longer needed end."""
+        wanted = {(r.api_version, r.kind, r.namespace) for r in refs}
+        current = self.streams.setdefault(owner, {})
+        for stream in set(current) - wanted:
+            current.pop(stream).cancel()
+        for stream in sorted(wanted - set(current)):
+            current[stream] = asyncio.create_task(self._watch(owner, stream))
+
+    def forget(self, owner: Owner) -> None:
+        for task in self.streams.pop(owner, {}).values():
+            task.cancel()
+
+    def close(self) -> None:
+        for owner in list(self.streams):
+            self.forget(owner)
+
+    def seen(self, owner: Owner, event: str, obj: dict[str, Any]) -> None:
+        """One watch event: wake the owner when it is drift."""
+        versions = self.versions_of(owner)
+        ref_id = ObjectRef.of(obj).id
+        if versions is None or ref_id not in versions:
+            return
+        version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        if event == "DELETED" or (version != versions[ref_id] and edited(obj)):
+            log.info("drift", extra={"object": str(ObjectRef.of(obj)),
+                                     "kustomization": "/".join(owner), "event": event})
+            self.wake(owner)
+
+    async def _watch(self, owner: Owner, stream: Stream) -> None:
+        api_version, kind, namespace = stream
+        selector = f"{OWNER_NAME_LABEL}={owner[1]},{OWNER_NAMESPACE_LABEL}={owner[0]}"
+        pause = 1.0
+        while True:
+            started = time.monotonic()
+            try:
+                resource = await self.cluster.resource(api_version, kind)
+                async for event in self.cluster.dynamic.watch(
+                        resource, namespace=namespace or None, label_selector=selector,
+                        timeout=WATCH_SECONDS, watcher=watch.Watch()):
+                    obj = event.get("raw_object")
+                    if isinstance(obj, dict):
+                        self.seen(owner, str(event.get("type")), obj)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # the API server away, an expired watch: start again
+                log.debug("drift watch restarts", extra={
+                    "kustomization": "/".join(owner), "kind": kind, "error": str(err)})
+            if time.monotonic() - started < MAX_PAUSE:  # a stream that ends at once: slow down
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, MAX_PAUSE)
+            else:
+                pause = 1.0
