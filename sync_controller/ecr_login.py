@@ -8,8 +8,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import boto3
-import botocore.exceptions
 
 from sync_controller.registry_client import Login, RegistryError
 
@@ -34,6 +32,9 @@ class EcrLogins:
             cached = self._cache.get(host)
             if cached and cached[1] - REFRESH_BEFORE > self.clock():
                 return cached[0]
+        import boto3  # only where an ImageRepository says provider: aws (0.1 s at start-up)
+        import botocore.exceptions
+
         try:
             client = boto3.client("ecr", region_name=match.group("region"))
             data = client.get_authorization_token(
