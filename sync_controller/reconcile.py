@@ -115,6 +115,9 @@ class KustomizationReconciler:
         if remembered is not None:
             check = await self._check_live(acting, remembered, ref)
             live, drifted = check.live, check.drifted
+        # objects listed before an apply are stale: only a reconcile that applies nothing may
+        # judge health from the listing
+        unchanged = remembered is not None and remembered.revision == revision and not drifted
         if remembered is not None and remembered.revision == revision:
             result, warnings = await self._heal(ref, spec, repo, revision, meta, remembered,
                                                 drifted, acting)
@@ -125,7 +128,8 @@ class KustomizationReconciler:
                 ref, status, spec, objects, origins, acting, remembered, drifted)
             remembered = Applied(key, revision, dict(result.versions),
                                  {r.id: r for r in result.applied}, digests, warnings)
-        await self._health(ref, status, generation, spec, result.applied, acting, live)
+        await self._health(ref, status, generation, spec, result.applied, acting,
+                           live if unchanged else {})
         self.memory[ref.id] = remembered
         if self.drift is not None:
             self.drift.follow((ref.namespace, ref.name), result.applied)

@@ -235,14 +235,18 @@ _REQUESTS = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value
                        re.MULTILINE)
 
 
-def api_requests(kube: Kube, resource: str | None = None) -> dict[str, float]:
-    """The API server's own request counters (of `resource`, or of all), by verb, dry runs
-    apart: what the controller costs the API server, counted by the API server."""
+def api_requests(kube: Kube, resource: str | None = None, scope: str | None = None
+                 ) -> dict[str, float]:
+    """The API server's own request counters (of `resource`, or of all; of one `scope`, e.g.
+    "resource" for requests on one named object), by verb, dry runs apart: what the
+    controller costs the API server, counted by the API server."""
     counts: dict[str, float] = {}
     for match in _REQUESTS.finditer(kube.run("get", "--raw", "/metrics").stdout):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
         if resource is not None and (labels.get("resource") != resource
                                      or labels.get("subresource")):
+            continue
+        if scope is not None and labels.get("scope") != scope:
             continue
         verb = labels.get("verb", "") + (" dry-run" if labels.get("dry_run") else "")
         counts[verb] = counts.get(verb, 0) + float(match["value"])

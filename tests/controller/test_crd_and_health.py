@@ -3,6 +3,7 @@ runs here, so the test sets the status a workload controller would)."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from tests.controller.harness import Scenario, wait_for
@@ -112,3 +113,38 @@ def test_wait_times_out_when_a_rollout_never_completes(scenario: Scenario) -> No
     failed = scenario.wait_failed("app", "HealthCheckFailed")
     assert f"Deployment/{ns}/web" in failed["message"]
     assert scenario.kube.get("deployment", "web", ns) is not None
+
+
+def test_a_new_revision_waits_for_the_new_generation_not_the_one_listed_before(
+        scenario: Scenario) -> None:
+    """The second revision changes a healthy widget: its health is judged on the object as
+    applied (generation 2, not yet observed), never on the listing taken before the apply,
+    where generation 1 was observed and Ready."""
+    ns = scenario.namespace
+    group = f"{ns}.example.com"
+    scenario.kube.apply(_crd(group))
+    scenario.kube.run("wait", "--for=condition=Established", f"crd/widgets.{group}")
+    first = scenario.repo.commit({"app/kustomization.yaml": kustomization("widget.yaml"),
+                                  "app/widget.yaml": _widget(group, ns)})
+    scenario.git_repository()
+    scenario.kustomization("app", "./app", timeout="60s", wait=True, interval="2s")
+
+    def observe(generation: int) -> None:
+        status = {"status": {"observedGeneration": generation,
+                             "conditions": [{"type": "Ready", "status": "True"}]}}
+        scenario.kube.run("patch", f"widgets.{group}", "w", "-n", ns, "--subresource=status",
+                          "--type=merge", "-p", json.dumps(status))
+    wait_for(lambda: scenario.kube.get(f"widgets.{group}", "w", ns), 30, "the widget")
+    observe(1)
+    scenario.wait_applied("app", first, timeout=30)
+    time.sleep(3)  # a no-change reconcile, so the controller remembers what it applied
+    second = scenario.repo.commit({"app/widget.yaml": {**_widget(group, ns),
+                                                       "spec": {"size": 4}}})
+    wait_for(lambda: (scenario.kube.get(f"widgets.{group}", "w", ns) or {})
+             .get("spec", {}).get("size") == 4, 30, "the second revision to be applied")
+    time.sleep(3)
+    status = scenario.status("app")
+    assert not str(status.get("lastAppliedRevision", "")).endswith(second), status
+    observe(2)
+    scenario.wait_applied("app", second, timeout=30)
+    scenario.kube.run("delete", "crd", f"widgets.{group}", "--wait=false")
