@@ -21,6 +21,8 @@ def test_hand_edits_and_deletes_are_drift_with_who_made_them(scenario: Scenario)
         assert mine.objects == 2 and mine.ready == "True"
         return [*mine.missing, *(f"{e.object} by {e.manager}" for e in mine.edited)]
     assert ours() == []
+    # suspended, or the controller puts the edits back within seconds (its drift watch)
+    scenario.kustomization("app", "./app", interval="1h", retryInterval="1h", suspend=True)
     scenario.kube.apply(configmap("a", {"v": "by hand"}, namespace=ns))  # manager "test"
     scenario.kube.delete("configmap", "b", ns, wait=True)
     assert ours() == [f"ConfigMap/{ns}/b", f"ConfigMap/{ns}/a by test"]

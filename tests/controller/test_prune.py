@@ -51,10 +51,19 @@ def test_prune_false_keeps_removed_objects(scenario: Scenario) -> None:
 
 def test_objects_it_did_not_apply_are_never_pruned(scenario: Scenario) -> None:
     """A ConfigMap of the same name made by hand is not ours, even after git drops it."""
-    # A long interval: no drift correction may put the label back before the next commit.
     _two_configmaps(scenario, interval="10m")
-    # Someone re-labels the object as their own; the controller must then leave it alone.
+    # Suspended: a re-label of an object still in git is drift the controller would put back
+    # within seconds; here someone takes the object over while no reconcile runs.
+    scenario.kustomization("app", "./app", interval="10m", suspend=True)
     scenario.kube.run("label", "configmap", "drop", "-n", scenario.namespace, "--overwrite",
                       "kustomize.plinth.dev/name=someone-else")
-    _remove_drop(scenario)
-    assert scenario.configmap("drop") is not None
+    sha = scenario.repo.commit({"app/kustomization.yaml": kustomization("keep.yaml")},
+                               remove=("app/drop.yaml",))
+    # resumed on the new revision only: on the old one, the re-label is drift to put back
+    wait_for(lambda: str(((scenario.status("repo", "gitrepositories.plinth.dev").get(
+        "artifact") or {}).get("revision", ""))).endswith(sha), 30, "the source to fetch")
+    scenario.kustomization("app", "./app", interval="10m", suspend=False)
+    scenario.wait_applied("app", sha)
+    drop = scenario.configmap("drop")
+    assert drop is not None
+    assert drop["metadata"]["labels"]["kustomize.plinth.dev/name"] == "someone-else"
