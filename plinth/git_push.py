@@ -28,6 +28,7 @@ class PushError(Exception):
 class Pushed:
     commit: str  # the branch tip after the push ("" for an empty repository left alone)
     changed: list[str]  # files of the new commit; empty when there was nothing to change
+    target_exists: bool  # the branch pushed to (push_branch, else branch) is on the remote
 
 
 def push_change(url: str, credentials: Credentials, branch: str,
@@ -45,16 +46,18 @@ def push_change(url: str, credentials: Credentials, branch: str,
             repo = git.Repo.init(work, initial_branch=target)
             repo.create_remote("origin", url)
             for _ in range(ATTEMPTS):
-                _checkout(repo, target if _exists(repo, target, env) else branch, target, env)
+                exists = _exists(repo, target, env)
+                _checkout(repo, target if exists else branch, target, env)
                 message = change(work)
                 repo.git.add(A=True)
                 changed = sorted(repo.git.diff("--cached", "--name-only").split()) \
                     if message else []
                 if not changed:
-                    return Pushed(repo.head.commit.hexsha if repo.head.is_valid() else "", [])
+                    return Pushed(repo.head.commit.hexsha if repo.head.is_valid() else "", [],
+                                  exists)
                 repo.index.commit(message or "", author=author, committer=author)
                 if _push(repo, target, env):
-                    return Pushed(repo.head.commit.hexsha, changed)
+                    return Pushed(repo.head.commit.hexsha, changed, True)
         except git.GitCommandError as err:
             verb = err.command[1] if len(err.command) > 1 else "git"
             raise PushError(credentials.scrub(

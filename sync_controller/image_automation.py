@@ -93,8 +93,9 @@ class ImageAutomation:
             status.update(lastPushCommit=pushed.commit, lastPushTime=now)
             summary = f"pushed {pushed.commit[:12]} ({', '.join(pushed.changed)})"
         push = git_spec.push
-        if push.branch and push.branch != branch and push.provider_ref and (
-                pushed.changed or not status.get("pullRequest")):
+        # a pull request needs its branch: none before the first change is pushed there
+        if push.branch and push.branch != branch and push.provider_ref and \
+                pushed.target_exists and (pushed.changed or not status.get("pullRequest")):
             url = await self._pull_request(meta["namespace"], push.provider_ref.name,
                                            push.branch, branch, messages[-1] if messages else
                                            f"plinth: update images ({meta['name']})")

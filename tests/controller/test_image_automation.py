@@ -209,13 +209,13 @@ def test_a_deleted_image_repository_stops_its_policies(scenario: Scenario,
     assert f"ImageRepository {ns}/web (spec.imageRepositoryRef) not found" in ready["message"]
 
 
-def test_a_pushed_branch_gets_one_pull_request(scenario: Scenario, on_forge: ForgeRepo,
-                                               oci_registry: LocalRegistry) -> None:
-    """The pull-request flow: the automation pushes to a branch of its own and keeps one pull
-    request from it open on the forge, whose body says what changed."""
+def _pull_request_flow(scenario: Scenario, on_forge: ForgeRepo, oci_registry: LocalRegistry,
+                       tags: tuple[str, ...]) -> str:
+    """Images with `tags`, a GitOps repository on the forge marking tag 1.0.0, and an
+    automation that pushes to plinth/images with pull requests; returns the image."""
     ns = scenario.namespace
     image = f"{oci_registry.host}/{ns}/web"
-    for tag in ("1.0.0", "1.1.0"):
+    for tag in tags:
         push_image(oci_registry, f"{ns}/web", tag)
     on_forge.repo.commit({"app/kustomization.yaml": OVERLAY.format(image=image, ns=ns),
                           "app/deployment.yaml": _deployment(f"{image}:0.0.1")})
@@ -233,6 +233,15 @@ def test_a_pushed_branch_gets_one_pull_request(scenario: Scenario, on_forge: For
         "spec": {"sourceRef": {"name": "repo"}, "interval": "1s", "update": {"path": "./app"},
                  "git": {"commit": {"author": {"name": "bot", "email": "bot@example.com"}},
                          "push": {"branch": "plinth/images", "providerRef": {"name": "forge"}}}}})
+    return image
+
+
+def test_a_pushed_branch_gets_one_pull_request(scenario: Scenario, on_forge: ForgeRepo,
+                                               oci_registry: LocalRegistry) -> None:
+    """The pull-request flow: the automation pushes to a branch of its own and keeps one pull
+    request from it open on the forge, whose body says what changed."""
+    ns = scenario.namespace
+    _pull_request_flow(scenario, on_forge, oci_registry, ("1.0.0", "1.1.0"))
     client = on_forge.forge.client()
 
     def pull_request(moved: str) -> Any:
@@ -247,3 +256,19 @@ def test_a_pushed_branch_gets_one_pull_request(scenario: Scenario, on_forge: For
     assert second.number == first.number  # the same pull request, updated
     assert client.get_branch(on_forge.ref, "main").sha == \
         git.Repo(on_forge.repo.work).head.commit.hexsha  # main itself is left alone
+
+
+def test_nothing_to_change_opens_no_pull_request_and_is_ready(
+        scenario: Scenario, on_forge: ForgeRepo, oci_registry: LocalRegistry) -> None:
+    """Before the first new tag there is no branch to propose: no pull request is asked for
+    (the forge would answer 404), and the automation is Ready. Found on a fresh local stack."""
+    _pull_request_flow(scenario, on_forge, oci_registry, ("1.0.0",))
+    ready = wait_for(lambda: scenario.ready("images", "imageupdateautomations.plinth.dev")
+                     or None, 60, "the automation to run")
+    wait_for(lambda: scenario.ready("images", "imageupdateautomations.plinth.dev")
+             .get("status") == "True", 60, f"the automation to be Ready; was {ready}")
+    message = scenario.ready("images", "imageupdateautomations.plinth.dev")["message"]
+    assert "no marked field needed a change" in message and "pull request" not in message
+    client = on_forge.forge.client()
+    assert client.get_branch(on_forge.ref, "plinth/images") is None
+    assert client.find_pull_request(on_forge.ref, "plinth/images", "main") is None

@@ -178,6 +178,22 @@ def test_controller_runs_as_a_pod_and_resumes_after_its_pod_is_deleted(stack: Lo
     assert web_after["metadata"]["generation"] == web_before["metadata"]["generation"]
 
 
+def test_every_plinth_object_of_a_fresh_stack_is_ready(stack: LocalStack) -> None:
+    """`plinth status` exits 0: sources, Kustomizations, image automation (with no new tag
+    yet: nothing to propose), receiver and notifications all Ready."""
+    def status() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ROOT / ".venv" / "bin" / "plinth"), "status", "-o", "json",
+                               "--kubeconfig", str(stack.kube.kubeconfig)],
+                              capture_output=True, text=True, timeout=60)
+    last: list[str] = []
+
+    def all_ready() -> bool:
+        result = status()
+        last[:] = [result.stdout[-3000:]]
+        return result.returncode == 0
+    wait_for(all_ready, 120, f"every Plinth object to be Ready; last: {last}")
+
+
 def test_a_second_up_changes_nothing(stack: LocalStack) -> None:
     """Even after the controller applied its own install from git, and images were rebuilt
     (from the cache, to the same digests)."""
