@@ -191,7 +191,10 @@ def test_every_plinth_object_of_a_fresh_stack_is_ready(stack: LocalStack) -> Non
         result = status()
         last[:] = [result.stdout[-3000:]]
         return result.returncode == 0
-    wait_for(all_ready, 120, f"every Plinth object to be Ready; last: {last}")
+    try:
+        wait_for(all_ready, 120, "every Plinth object to be Ready")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; plinth status: {last}") from None
 
 
 def test_a_second_up_changes_nothing(stack: LocalStack) -> None:
