@@ -100,19 +100,22 @@ class Cluster:
         return cls(api, dynamic)
 
     async def resource(self, api_version: str, kind: str) -> Resource:
-        try:
-            return await self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            seen = self._refreshes
-        async with self._refresh:  # many misses at once (a new CRD's objects): one refresh
-            if self._refreshes == seen:
-                await self.dynamic.resources.invalidate_cache()
-                self._refreshes += 1
-        try:
-            return await self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            raise UnknownKind(f"{kind} ({api_version})", 404,
-                              f"the API server does not serve {api_version} {kind}") from None
+        seen = self._refreshes
+        # Discovery rebuilds its cache in place: a lookup during a refresh reads a half-built
+        # cache (KeyError 'apis'), so lookups and refreshes take turns.
+        async with self._refresh:
+            try:
+                return await self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                if self._refreshes == seen:  # many misses at once (a new CRD's): one refresh
+                    await self.dynamic.resources.invalidate_cache()
+                    self._refreshes += 1
+            try:
+                return await self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                raise UnknownKind(f"{kind} ({api_version})", 404,
+                                  f"the API server does not serve {api_version} {kind}"
+                                  ) from None
 
     async def is_namespaced(self, ref: ObjectRef) -> bool:
         return bool((await self.resource(ref.api_version, ref.kind)).namespaced)
