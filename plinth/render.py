@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import posixpath
 import re
+import resource
+import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import git
 import yaml
 
 from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
 from plinth.localenv.tools import ToolMissing, find_tool, tool_env
-from plinth.tree_archive import CommitTree, SourceTree, TreeError, WorkTree, copy_part
+from plinth.tree_archive import SourceTree, TreeError, WorkTree, copy_part
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 # Bounds for one kustomize run, far above what real repositories need. Measured on kustomize 5.6:
@@ -32,18 +32,10 @@ ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 # runtime reserves ~800 MB of addresses it never touches.
 KUSTOMIZE_MEMORY_BYTES = 1 << 30
 KUSTOMIZE_SECONDS = 60
-# The child limits itself, then becomes kustomize: a preexec_fn may deadlock in a threaded
-# parent (the controller renders in worker threads), and a limit set after the start would
-# race with kustomize's first allocations. The interpreter's start costs ~15 ms. A lower hard
-# limit already in place (a container's) stays.
-_LIMIT_THEN_EXEC = """
-import os, resource, sys
-limit, hard = int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_DATA)[1]
-if hard != resource.RLIM_INFINITY:
-    limit = min(limit, hard)
-resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-os.execv(sys.argv[2], sys.argv[2:])
-"""
+# prlimit (util-linux, essential on Debian, in the controller image too) sets the limit and then
+# becomes kustomize: a preexec_fn may deadlock in a threaded parent (the controller renders in
+# worker threads), and a limit set after the start would race with kustomize's first
+# allocations. A lower hard limit already in place (a container's) stays.
 _GO_CRASH = re.compile(r"^(?:fatal error|panic): .*$", re.MULTILINE)
 _GO_STACK = re.compile(r"^goroutine \d+ ", re.MULTILINE)
 _MAX_MESSAGE_CHARS = 1000
@@ -155,13 +147,10 @@ def origin_of(obj: dict[str, Any]) -> str | None:
 
 def repository_root(path: Path) -> Path:
     """The work tree around `path`, or around its nearest existing parent (a path rendered at
-    a revision may be gone from the working tree)."""
+    a revision may be gone from the working tree): the nearest folder holding `.git` (a folder,
+    or a file for worktrees and submodules), as git finds it. Rendering a work tree needs no git."""
     existing = next(p for p in [path.absolute(), *path.absolute().parents] if p.exists())
-    try:
-        return Path(git.Repo(existing, search_parent_directories=True).working_tree_dir
-                    or existing)
-    except git.InvalidGitRepositoryError:
-        return path
+    return next((p for p in [existing, *existing.parents] if (p / ".git").exists()), path)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -177,6 +166,10 @@ def _source(root: Path, rev: str | None) -> Iterator[SourceTree]:
     if rev is None:
         yield WorkTree(root)
         return
+    import git  # only a revision needs git
+
+    from plinth.commit_tree import CommitTree
+
     try:
         repo = git.Repo(root)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as err:
@@ -215,8 +208,15 @@ def _kustomize(directory: Path, tree: Path, allow_remote: bool) -> tuple[str, tu
         kubectl = find_tool("kubectl")
     except ToolMissing as err:
         raise RenderError(f"{name}: {err}") from None
-    argv = [sys.executable, "-I", "-S", "-c", _LIMIT_THEN_EXEC, str(KUSTOMIZE_MEMORY_BYTES),
-            str(kubectl), "kustomize", str(directory), "--load-restrictor=LoadRestrictionsRootOnly"]
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        raise RenderError(f"{name}: prlimit (util-linux) is not installed; kustomize runs only "
+                          "within a memory limit")
+    hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+    limit = KUSTOMIZE_MEMORY_BYTES if hard == resource.RLIM_INFINITY else \
+        min(KUSTOMIZE_MEMORY_BYTES, hard)
+    argv = [prlimit, f"--data={limit}:{limit}", str(kubectl), "kustomize", str(directory),
+            "--load-restrictor=LoadRestrictionsRootOnly"]
     if allow_remote:
         argv.append("--enable-helm")
     try:
@@ -227,7 +227,7 @@ def _kustomize(directory: Path, tree: Path, allow_remote: bool) -> tuple[str, tu
                           "and was stopped") from None
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise RenderError(f"{name}: {_failure(proc.returncode, stderr, tree)}")
+        raise RenderError(f"{name}: {_failure(proc.returncode, stderr, tree, limit)}")
     warnings = tuple(line.strip().removeprefix("# ").removeprefix("Warning: ")
                      .replace(f"{tree}/", "") for line in stderr.splitlines() if line.strip())
     try:
@@ -237,7 +237,7 @@ def _kustomize(directory: Path, tree: Path, allow_remote: bool) -> tuple[str, tu
                           f"(offset {err.start})") from None
 
 
-def _failure(returncode: int, stderr: str, tree: Path) -> str:
+def _failure(returncode: int, stderr: str, tree: Path, limit: int) -> str:
     """kustomize's failure in one line: a crash or a kill is said so, never dumped."""
     if returncode < 0:
         return f"kustomize was killed by {signal.Signals(-returncode).name}"
@@ -246,7 +246,7 @@ def _failure(returncode: int, stderr: str, tree: Path) -> str:
         reason = crash.group(0)
         if "memory" in reason:
             return (f"kustomize ran out of memory (its limit is "
-                    f"{KUSTOMIZE_MEMORY_BYTES >> 20} MiB) and crashed: {reason}")
+                    f"{limit >> 20} MiB) and crashed: {reason}")
         return f"kustomize crashed: {reason}"
     message = " ".join(stderr.replace(str(tree) + "/", "").replace(str(tree), ".").split())
     if len(message) > _MAX_MESSAGE_CHARS:

@@ -7,7 +7,9 @@ silently prune them. Checking offline, strictly (unknown fields are errors, as w
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -16,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
 import yaml
+from referencing import Registry, Resource
 
 from plinth.kustomize_refs import MAX_FILE_BYTES, SourceError, check_yaml
 from plinth.render import origin_of
@@ -27,8 +29,9 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KUBERNETES_VERSION = "1.33.0"
 
 
-class CRDsNotInstalled(Exception):
-    """The controller's CRD manifests, package data of `sync_controller`, are not installed."""
+class SchemasNotInstalled(Exception):
+    """Package data validation reads is missing: the controller's CRD manifests (of
+    `sync_controller`) or kubernetes-validate's schema files."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def plinth_crd_files() -> list[Traversable]:
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".yaml")),
                    key=lambda f: f.name) if folder.is_dir() else []
     if not files:
-        raise CRDsNotInstalled(f"no Plinth CRDs in {folder}: is plinth installed without its "
+        raise SchemasNotInstalled(f"no Plinth CRDs in {folder}: is plinth installed without its "
                                "package data (sync_controller/crds/*.yaml)?")
     return files
 
@@ -76,12 +79,19 @@ def load_crds(paths: Iterable[Path] = ()) -> list[dict[str, Any]]:
 
 
 class SchemaSet:
-    """Looks up a schema per apiVersion/kind: CRDs first, then the built-in Kubernetes kinds."""
+    """Looks up a schema per apiVersion/kind: CRDs first, then the built-in Kubernetes kinds.
+
+    The built-in schemas are the strict JSON schemas that the kubernetes-validate package ships
+    (data only): its own `validate` parses their 1.4 MB of shared definitions again for every
+    object, so each file is read once here and each kind's validator is reused.
+    """
 
     def __init__(self, crds: Iterable[dict[str, Any]],
                  kubernetes_version: str = KUBERNETES_VERSION) -> None:
         self.kubernetes_version = kubernetes_version
         self._crd: dict[tuple[str, str], dict[str, Any]] = {}
+        self._builtin: dict[tuple[str, str], jsonschema.protocols.Validator | None] = {}
+        self._registry: Registry[Any] | None = None
         for crd in crds:
             self.add_crd(crd)
 
@@ -102,16 +112,44 @@ class SchemaSet:
             validator = jsonschema.Draft7Validator(schema)
             return [Problem(where, name, f"{_path(err.absolute_path)}: {err.message}")
                     for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.path))]
-        try:
-            kubernetes_validate.validate(obj, self.kubernetes_version, strict=True)
-        except kubernetes_validate.ValidationError as err:
-            return [Problem(where, name, f"{_path(err.path)}: {err.message}")]
-        except kubernetes_validate.SchemaNotFoundError:
+        builtin = self._builtin_validator(obj["apiVersion"], obj["kind"])
+        if builtin is None:
             return [Problem(where, name,
                             f"no schema for {obj['apiVersion']} {obj['kind']}: not a Kubernetes "
                             "kind and no CRD for it is known in the repository (add it with "
                             "--crd, or --skip-unknown)", unknown=True)]
-        return []
+        error = jsonschema.exceptions.best_match(builtin.iter_errors(obj))
+        return [] if error is None else \
+            [Problem(where, name, f"{_path(error.absolute_path)}: {error.message}")]
+
+    def _builtin_validator(self, api_version: str, kind: str
+                           ) -> jsonschema.protocols.Validator | None:
+        key = (api_version, kind)
+        if key not in self._builtin:
+            # rbac.authorization.k8s.io/v1 -> rbac-v1, the package's file naming
+            group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+            schema = _builtin_file(self.kubernetes_version, f"{kind.lower()}-{group_version}.json")
+            if schema is None or "/" in kind:
+                self._builtin[key] = None
+            else:
+                if self._registry is None:
+                    definitions = _builtin_file(self.kubernetes_version, "_definitions.json")
+                    if definitions is None:
+                        raise SchemasNotInstalled(f"the kubernetes-validate package has no schemas "
+                                               f"of Kubernetes {self.kubernetes_version}")
+                    self._registry = Resource.from_contents(definitions) @ Registry()
+                self._builtin[key] = jsonschema.Draft202012Validator(
+                    schema, registry=Resource.from_contents(schema) @ self._registry)
+        return self._builtin[key]
+
+
+def _builtin_file(kubernetes_version: str, name: str) -> Any:
+    folder = resources.files("kubernetes_validate") / "kubernetes-json-schema" / \
+        f"v{kubernetes_version}-local-strict"
+    try:
+        return json.loads((folder / name).read_bytes())
+    except FileNotFoundError:
+        return None
 
 
 def validate_objects(objects: list[dict[str, Any]], rendered_path: str,

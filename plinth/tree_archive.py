@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol, TypeVar
 
-import git
-
 _T = TypeVar("_T")
 
 _SPECIAL = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device",
@@ -143,10 +141,8 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-
 # Linux gives up on a path after 40 links (ELOOP); a longer chain is a loop in all but name.
 MAX_LINK_HOPS = 40
-_LINK_MODE = 0o120000
 
 
 class TreeError(Exception):
@@ -216,70 +212,6 @@ class WorkTree:
             return read()
         except OSError as err:
             raise TreeError(f"{rel}: cannot be read ({err.strerror})") from err
-
-
-class CommitTree:
-    """The tree of one commit, read object by object as asked: what is never asked for is never
-    read, however large, and may even be missing from the repository."""
-
-    def __init__(self, commit: git.Commit) -> None:
-        self._commit = commit
-        self._listings: dict[str, dict[str, git.Tree | git.Blob | git.Submodule] | None] = {}
-
-    def entry(self, rel: str) -> TreeEntry | None:
-        item = self._item(rel)
-        if isinstance(item, git.Tree):
-            return TreeEntry("dir")
-        if isinstance(item, git.Blob):
-            if item.mode & 0o170000 == _LINK_MODE:
-                return TreeEntry("link")
-            return TreeEntry("file", self._guard(rel, item, lambda: item.size))
-        return None if item is None else TreeEntry("other")
-
-    def read(self, rel: str) -> bytes:
-        blob = self._blob(rel)
-        data: bytes = self._guard(rel, blob, lambda: blob.data_stream.read())
-        return data
-
-    def link_target(self, rel: str) -> str:
-        return os.fsdecode(self.read(rel))
-
-    def names(self, rel: str) -> list[str]:
-        return sorted(self._listing(rel) or {})
-
-    def copy_file(self, rel: str, target: Path) -> None:
-        blob = self._blob(rel)
-        with target.open("xb") as out:
-            self._guard(rel, blob, lambda: shutil.copyfileobj(blob.data_stream, out))
-
-    def _blob(self, rel: str) -> git.Blob:
-        item = self._item(rel)
-        if not isinstance(item, git.Blob):
-            raise TreeError(f"{rel}: not a file")
-        return item
-
-    def _item(self, rel: str) -> git.Tree | git.Blob | git.Submodule | None:
-        if rel == ".":
-            return self._commit.tree
-        parent, name = posixpath.split(rel)
-        return (self._listing(parent or ".") or {}).get(name)
-
-    def _listing(self, rel: str) -> dict[str, git.Tree | git.Blob | git.Submodule] | None:
-        if rel not in self._listings:
-            tree = self._item(rel)
-            self._listings[rel] = {item.name: item for item in self._guard(
-                rel, tree, lambda: list(tree))} if isinstance(tree, git.Tree) else None
-        return self._listings[rel]
-
-    @staticmethod
-    def _guard(rel: str, item: git.Object, read: Callable[[], _T]) -> _T:
-        """git reports a missing or corrupt object as ValueError (GitPython's cat-file reader)
-        or as a failed git command."""
-        try:
-            return read()
-        except (ValueError, OSError, git.GitError) as err:
-            raise TreeError(f"{rel}: git cannot read its object {item.hexsha} "
-                            "(missing or corrupt in this repository)") from err
 
 
 def resolve(tree: SourceTree, rel: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from plinth.cli import cli
-from plinth.schemas import CRDsNotInstalled
+from plinth.schemas import SchemasNotInstalled
 
 BASE = ["--cluster", "local", "--env", "dev", "--env", "prod",
         "--app", "web=ghcr.io/acme/web:1.2.3"]
@@ -76,7 +76,7 @@ def test_an_install_without_the_crds_is_a_clear_error(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A broken install (no package data) is said as such, exit 2, and writes nothing."""
     def missing() -> list[object]:
-        raise CRDsNotInstalled("no Plinth CRDs in /nowhere: is plinth installed without its "
+        raise SchemasNotInstalled("no Plinth CRDs in /nowhere: is plinth installed without its "
                                "package data (sync_controller/crds/*.yaml)?")
     monkeypatch.setattr("plinth.schemas.plinth_crd_files", missing)
     code, _, err = new(tmp_path / "g")

@@ -3,6 +3,8 @@ memory and time bounded for whatever the pre-flight lets through."""
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,22 @@ def test_a_bomb_the_preflight_lets_through_ends_in_one_line_within_the_memory_bo
     message = render_error(overlay(tmp_path, {"o/cm.yaml": alias_bomb()}))
     assert message.startswith("o: kustomize ran out of memory (its limit is 256 MiB) and "
                               "crashed: fatal error: ")
+
+
+
+def test_a_lower_memory_limit_already_in_place_stays(tmp_path: Path) -> None:
+    """A container's lower hard limit is kept, not raised to ours (which would fail)."""
+    path = overlay(tmp_path, {"o/cm.yaml": alias_bomb()})
+    program = ("import sys; from pathlib import Path; from plinth import kustomize_refs\n"
+               "from plinth.render import RenderError, render\n"
+               "kustomize_refs.MAX_ALIAS_NODES = 10**18\n"
+               "try:\n    render(Path(sys.argv[1]), repo_root=Path(sys.argv[1]).parent)\n"
+               "except RenderError as err:\n    print(err)\n")
+    limit = 384 << 20
+    proc = subprocess.run(["prlimit", f"--data={limit}:{limit}", sys.executable, "-c", program,
+                           str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("o: kustomize ran out of memory (its limit is 384 MiB) and "
+                                  "crashed: fatal error: "), proc.stdout + proc.stderr
 
 
 def fake_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import git
 import pytest
 
-from plinth.tree_archive import (CommitTree, LeavesTree, TreeError, UnsafeArchiveError, WorkTree,
+from plinth.commit_tree import CommitTree
+from plinth.tree_archive import (LeavesTree, TreeError, UnsafeArchiveError, WorkTree,
                                   copy_part, extract_tree, resolve)
 
 

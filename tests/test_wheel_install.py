@@ -132,4 +132,4 @@ def test_install_without_its_package_data_fails_loudly(installed: Installed,
                     site / "plinth" / "gitops_repo_template", dirs_exist_ok=True)
     proc = _scaffold_from(site, target)
     assert proc.returncode != 0 and _files(target) == {}
-    assert "CRDsNotInstalled: no Plinth CRDs" in proc.stderr
+    assert "SchemasNotInstalled: no Plinth CRDs" in proc.stderr

@@ -84,7 +84,7 @@ def new(directory: Path, cluster: str, envs: tuple[str, ...], cluster_env: str |
       plinth new ./gitops --cluster local --env dev --env prod --app web=ghcr.io/acme/web:1.2.3
       plinth new ./gitops --cluster local --env dev --app web=acme/web:1.3.0 --dry-run
     """
-    from plinth.schemas import CRDsNotInstalled
+    from plinth.schemas import SchemasNotInstalled
     from plinth.scaffold import ScaffoldError, plan, render_template, write
 
     spec = build_spec(cluster, envs, apps, port, registry, controller_version, cluster_env,
@@ -101,7 +101,7 @@ def new(directory: Path, cluster: str, envs: tuple[str, ...], cluster_env: str |
                 f"overwrite them: {', '.join(result.conflicts)}"
             )
         write(directory, files, force=force)
-    except (ScaffoldError, CRDsNotInstalled) as err:
+    except (ScaffoldError, SchemasNotInstalled) as err:
         raise UserError(str(err)) from err
     sha = _commit(directory, result)
     if sha:

@@ -1,7 +1,9 @@
 """`plinth render` and `plinth validate`: real kustomize, then strict schema checks."""
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,18 +47,28 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool, crds: tuple[
     A kind no schema covers is looked up among the CRDs written in the repository (its work
     tree) before it counts as unknown. `repo_root` defaults to the git work tree around PATH."""
     from plinth.render import RenderError, render, repository_root
-    from plinth.schemas import CRDsNotInstalled, load_crds, repository_crds, validate_objects
 
+    # The schema libraries load in a thread while kustomize runs, on the other core: a render
+    # then costs little more than kustomize itself.
+    preload = threading.Thread(target=importlib.import_module, args=("plinth.schemas",),
+                               daemon=True)
+    preload.start()
     root = repo_root or repository_root(path)
     try:
         plain = render(path, repo_root=root, rev=rev, allow_remote=allow_remote)
-        known = load_crds(crds)
-    except (RenderError, CRDsNotInstalled) as err:
+    except RenderError as err:
         raise UserError(str(err)) from err
-    problems = validate_objects(plain.objects, plain.path, known)
-    if any(p.unknown for p in problems):
-        known = [*known, *repository_crds(root)]
+    preload.join()
+    from plinth.schemas import SchemasNotInstalled, load_crds, repository_crds, validate_objects
+
+    try:
+        known = load_crds(crds)
         problems = validate_objects(plain.objects, plain.path, known)
+        if any(p.unknown for p in problems):
+            known = [*known, *repository_crds(root)]
+            problems = validate_objects(plain.objects, plain.path, known)
+    except SchemasNotInstalled as err:
+        raise UserError(str(err)) from err
     if problems:  # kustomize again, with origins, only to name each problem's file
         try:
             traced = render(path, repo_root=root, rev=rev, allow_remote=allow_remote,
