@@ -7,6 +7,7 @@ silently prune them. Checking offline, strictly (unknown fields are errors, as w
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import os
 import re
@@ -144,7 +145,12 @@ class SchemaSet:
 
 
 def _builtin_file(kubernetes_version: str, name: str) -> Any:
-    folder = resources.files("kubernetes_validate") / "kubernetes-json-schema" / \
+    """A schema file of kubernetes-validate, found without importing the package (its
+    `__init__` loads code this module does not use)."""
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(spec.submodule_search_locations[0]) / "kubernetes-json-schema" / \
         f"v{kubernetes_version}-local-strict"
     try:
         return json.loads((folder / name).read_bytes())

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import click
 import yaml
-from rich.markup import escape
 
-from plinth.cli.output import UserError, console, echo_raw, err_console, write_atomically
+from plinth.cli import output
+from plinth.cli.output import UserError, echo_raw, write_atomically
 
 if TYPE_CHECKING:  # kustomize, the schemas and git load when a command runs, not for --help
     from plinth.schemas import Problem
@@ -81,9 +81,16 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool, crds: tuple[
                    plain.warnings)
 
 
+def _note(markup: str, text: str) -> None:
+    """`text` to stderr after rich `markup`; rich loads only when there is something to say."""
+    from rich.markup import escape
+
+    output.err_console.print(f"{markup}{escape(text)}")
+
+
 def _warn(warnings: tuple[str, ...], where: str) -> None:
     for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(f'{where}: kustomize: {warning}')}")
+        _note("[yellow]warning:[/] ", f"{where}: kustomize: {warning}")
 
 
 @click.command(name="render")
@@ -116,7 +123,7 @@ def render_command(path: Path, rev: str | None, output_file: Path | None, allow_
     if checked.problems:
         raise UserError("invalid objects:\n  " + "\n  ".join(str(p) for p in checked.problems))
     for problem in checked.skipped:
-        err_console.print(escape(f"skipped: {problem.where}: {problem.obj}: no schema"))
+        _note("", f"skipped: {problem.where}: {problem.obj}: no schema")
     if output_file:
         write_atomically(output_file, checked.text)
     else:
@@ -212,6 +219,8 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknow
       plinth validate ./gitops
       plinth validate . --skip-unknown --crd ./vendor/crds
     """
+    from rich.markup import escape
+
     from plinth.schemas import Problem
 
     roots = find_roots(repo)
@@ -230,16 +239,16 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknow
             checked = None
         if problems:
             failed += 1
-            console.print(f"[red]FAIL[/] {escape(name)}")
+            output.console.print(f"[red]FAIL[/] {escape(name)}")
             for problem in problems:
-                console.print(escape(f"     {problem}"))
+                output.console.print(escape(f"     {problem}"))
         else:
-            console.print(f"[green] ok [/] {escape(name)}")
+            output.console.print(f"[green] ok [/] {escape(name)}")
         for warning in warnings:
-            console.print(f"     [yellow]warning:[/] {escape(f'kustomize: {warning}')}")
+            output.console.print(f"     [yellow]warning:[/] {escape(f'kustomize: {warning}')}")
         for problem in checked.skipped if checked else []:
-            console.print(escape(f"     skipped: {problem.where}: {problem.obj}: no schema"))
+            output.console.print(escape(f"     skipped: {problem.where}: {problem.obj}: no schema"))
     summary = f"{len(roots) - failed} of {len(roots)} valid"
-    console.print(summary + (f"; {skipped} objects of unknown kinds skipped" if skipped else ""))
+    output.console.print(summary + (f"; {skipped} objects of unknown kinds skipped" if skipped else ""))
     if failed:
         raise SystemExit(1)
