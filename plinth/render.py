@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +53,20 @@ class Rendered:
     text: str  # kustomize's output, byte for byte
     objects: list[dict[str, Any]]
     warnings: tuple[str, ...] = ()  # what kustomize said on success (deprecated fields)
+    # what the build was given, by path from the root: every folder, file and link copied for
+    # kustomize; a commit that changes none of them, and adds nothing beneath those folders,
+    # renders the same objects
+    inputs: frozenset[str] = frozenset()
+
+
+def reads_any(inputs: frozenset[str], paths: Iterable[str]) -> bool:
+    """Whether any of `paths` (from the repository root) is one of a render's `inputs` or lies
+    beneath one of its folders."""
+    for path in paths:
+        parts = path.split("/")
+        if "." in inputs or any("/".join(parts[:n]) in inputs for n in range(1, len(parts) + 1)):
+            return True
+    return False
 
 
 def render(
@@ -79,8 +93,8 @@ def render(
     rel = _relative(path, root)
     with _source(root, rev) as source:
         try:
-            text, base, warnings = _build(source, rel, allow_remote, with_origin,
-                                          target_namespace)
+            text, base, warnings, inputs = _build(source, rel, allow_remote, with_origin,
+                                                  target_namespace)
         except RenderError as err:
             if rev is None:
                 raise
@@ -89,19 +103,20 @@ def render(
     if with_origin:
         for obj in objects:
             _origin_from_root(obj, base)
-    return Rendered(rel, text, objects, warnings)
+    return Rendered(rel, text, objects, warnings, inputs)
 
 
 def _build(source: SourceTree, rel: str, allow_remote: bool, with_origin: bool,
-           target_namespace: str | None) -> tuple[str, str, tuple[str, ...]]:
+           target_namespace: str | None
+           ) -> tuple[str, str, tuple[str, ...], frozenset[str]]:
     """Check what the kustomization reaches, copy just that, run kustomize on the copy:
-    (its output, the built kustomization's path from the root, its warnings)."""
+    (its output, the built kustomization's path from the root, its warnings, what was copied)."""
     with tempfile.TemporaryDirectory(prefix="plinth-render-") as tmp:
         tree = Path(tmp) / "repo"
         tree.mkdir()
         try:
             walk = check_tree(source, rel, allow_remote=allow_remote)
-            copy_part(source, [*walk.dirs, *walk.files], tree)
+            copied = copy_part(source, [*walk.dirs, *walk.files], tree)
         except (SourceError, TreeError) as err:
             raise RenderError(str(err)) from err
         target = tree / walk.start
@@ -113,7 +128,8 @@ def _build(source: SourceTree, rel: str, allow_remote: bool, with_origin: bool,
         if with_origin:
             _add_origin_annotations(target)
         text, warnings = _kustomize(target, tree, allow_remote)
-        return text, target.relative_to(tree).as_posix(), warnings
+        return (text, target.relative_to(tree).as_posix(), warnings,
+                copied)
 
 
 def _parse(text: str, rel: str) -> list[dict[str, Any]]:

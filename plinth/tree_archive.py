@@ -249,17 +249,18 @@ def resolve(tree: SourceTree, rel: str) -> str:
     return "/".join(done) or "."
 
 
-def copy_part(tree: SourceTree, paths: Iterable[str], dest: Path) -> None:
+def copy_part(tree: SourceTree, paths: Iterable[str], dest: Path) -> frozenset[str]:
     """Write each of `paths` (real paths, as `resolve` gives them) under `dest`, a folder with
     all it holds. A link is written where it is, as a relative link to its real target, and
     that target is copied too, so the copy reads as the source does; a link leading out of the
-    tree is a TreeError naming it."""
+    tree is a TreeError naming it. Returns every path written (folders, files and links)."""
     written: set[str] = set()
     pending = list(paths)
     while pending:
         rel = pending.pop()
         if not any(above in written for above in _self_and_above(rel)):
             pending += _copy_entry(tree, rel, dest, written)
+    return frozenset(written)
 
 
 def _copy_entry(tree: SourceTree, rel: str, dest: Path, written: set[str]) -> list[str]:

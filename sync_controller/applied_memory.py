@@ -8,10 +8,11 @@ nothing is dry-run, applied or pruned for the rest.
 An object counts as edited when its resourceVersion moved and a manager other than the
 controller wrote anything but its status (`kubectl scale` writes the scale subresource) at or
 after the controller's last write; a status written by its own controller, the kubelet or the
-scheduler is no edit. A new revision is
-compared object by object with what was applied: only the objects it changes or adds are
-validated and applied, and what it drops is pruned. The memory lives in the process: a restart
-or a failure makes the next reconcile a full one.
+scheduler is no edit. A new revision whose commits change nothing the last render read (its
+`inputs`: the folders and files copied for kustomize) counts as the same: it is not rendered
+again. Any other new revision is compared object by object with what was applied: only the
+objects it changes or adds are validated and applied, and what it drops is pruned. The memory
+lives in the process: a restart or a failure makes the next reconcile a full one.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Applied:
     refs: dict[str, ObjectRef] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)  # ObjectRef.id -> digest as applied
     warnings: tuple[str, ...] = ()  # kustomize's, said again while nothing changes
+    inputs: frozenset[str] = frozenset()  # what the render read (plinth.render.Rendered)
 
     def unchanged(self, objects: list[dict[str, Any]], drifted: set[str]) -> set[str]:
         """The ids of `objects` (a new revision's, namespaces defaulted) that are as applied

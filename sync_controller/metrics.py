@@ -24,9 +24,13 @@ class Metrics:
         self.pruned = Counter("plinth_objects_pruned_total",
                               "Objects deleted because they left the source.", _LABELS,
                               registry=self.registry)
+        self.renders = Counter("plinth_renders_total",
+                               "kustomize builds by successful reconciles (none while nothing "
+                               "the last build read changes).", _LABELS, registry=self.registry)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
-        for metric in (self.reconcile_duration, self.ready, self.applied, self.pruned):
+        for metric in (self.reconcile_duration, self.ready, self.applied, self.pruned,
+                       self.renders):
             try:
                 metric.remove(kind, namespace, name)
             except KeyError:

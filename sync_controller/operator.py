@@ -315,6 +315,7 @@ class Controller:
                 message += f"; {result.applied} changed, {result.pruned} pruned"
                 self.metrics.applied.labels(*key).inc(result.applied)
                 self.metrics.pruned.labels(*key).inc(result.pruned)
+                self.metrics.renders.labels(*key).inc(1 if result.rendered else 0)
             normal = True
         if requested(obj) is not None:
             status[HANDLED_AT] = requested(obj)

@@ -18,7 +18,8 @@ UNEXPECTED = "ReconciliationFailed"
 class Result:
     """A reconcile that did its job: Ready=True with `reason` and `message`, again after
     `requeue_after` seconds. `changed` says it changed something (objects, a revision, tags, a
-    push); `applied` and `pruned` count a Kustomization's objects."""
+    push); `applied` and `pruned` count a Kustomization's objects, `rendered` says whether it
+    ran kustomize (not when nothing it reads changed)."""
 
     reason: str
     message: str
@@ -27,6 +28,7 @@ class Result:
     revision: str | None = None
     applied: int = 0
     pruned: int = 0
+    rendered: bool = False
 
 
 class ReconcileError(Exception):

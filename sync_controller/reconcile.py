@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from plinth.forge import StatusState
 
-from plinth.render import ORIGIN_ANNOTATION, RenderError, origin_of, render
+from plinth.render import ORIGIN_ANNOTATION, RenderError, origin_of, reads_any, render
 from sync_controller import conditions as cond
 from sync_controller.api import HealthCheck, KustomizationSpec, spec_of
 from sync_controller import inventory
@@ -42,6 +43,16 @@ def _failing(repo: dict[str, Any]) -> str | None:
         return None
     where = f"GitRepository {repo['metadata']['namespace']}/{repo['metadata']['name']}"
     return f"source {where} is failing: {ready.get('message') or ready.get('reason')}"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A revision rendered for the cluster: objects labelled with their owner, each object's
+    file, kustomize's warnings, and what the render read."""
+    objects: list[dict[str, Any]]
+    origins: dict[ObjectRef, str]
+    warnings: tuple[str, ...]
+    inputs: frozenset[str]
 
 
 class KustomizationReconciler:
@@ -115,19 +126,26 @@ class KustomizationReconciler:
         if remembered is not None:
             check = await self._check_live(acting, remembered, ref)
             live, drifted = check.live, check.drifted
+        if remembered is not None and remembered.revision != revision and \
+                await self._untouched(repo, remembered, revision):
+            remembered.revision = revision  # the commit changed nothing this render reads
         # objects listed before an apply are stale: only a reconcile that applies nothing may
         # judge health from the listing
         unchanged = remembered is not None and remembered.revision == revision and not drifted
+        rendered = remembered is None or remembered.revision != revision or bool(drifted)
         if remembered is not None and remembered.revision == revision:
             result, warnings = await self._heal(ref, spec, repo, revision, meta, remembered,
                                                 drifted, acting)
             pruned = PruneResult()
         else:
-            objects, origins, warnings = await self._render(spec, repo, revision, meta)
+            prepared = await self._render(spec, repo, revision, meta)
+            warnings = prepared.warnings
             result, pruned, digests = await self._apply_and_prune(
-                ref, status, spec, objects, origins, acting, remembered, drifted)
+                ref, status, spec, prepared.objects, prepared.origins, acting, remembered,
+                drifted)
             remembered = Applied(key, revision, dict(result.versions),
-                                 {r.id: r for r in result.applied}, digests, warnings)
+                                 {r.id: r for r in result.applied}, digests, warnings,
+                                 prepared.inputs)
         await self._health(ref, status, generation, spec, result.applied, acting,
                            live if unchanged else {})
         self.memory[ref.id] = remembered
@@ -141,7 +159,18 @@ class KustomizationReconciler:
         said = "".join(f"; kustomize warns: {w}" for w in warnings)
         return Result("ReconciliationSucceeded", f"Applied revision: {revision}{said}",
                       spec.interval, bool(result.changed or pruned.deleted), revision,
-                      applied=len(result.changed), pruned=len(pruned.deleted))
+                      applied=len(result.changed), pruned=len(pruned.deleted),
+                      rendered=rendered)
+
+    async def _untouched(self, repo: dict[str, Any], remembered: Applied, revision: str
+                         ) -> bool:
+        """Whether the commits from the remembered revision to `revision` changed nothing the
+        remembered render read: then it renders the same objects, and is not rendered again
+        (many Kustomizations on one repository each read a path of their own)."""
+        if not remembered.inputs:
+            return False
+        changed = await self.sources.changed_paths(repo, remembered.revision, revision)
+        return changed is not None and not reads_any(remembered.inputs, changed)
 
     async def _check_live(self, acting: Cluster, remembered: Applied, ref: ObjectRef
                           ) -> LiveCheck:
@@ -159,9 +188,10 @@ class KustomizationReconciler:
         applied = list(remembered.refs.values())
         if not drifted:
             return ApplyResult(applied=applied), remembered.warnings
-        objects, origins, warnings = await self._render(spec, repo, revision, meta)
+        prepared = await self._render(spec, repo, revision, meta)
+        objects, warnings = prepared.objects, prepared.warnings
         applier = Applier(acting, force=spec.force, default_namespace=ref.namespace,
-                          origins=origins)
+                          origins=prepared.origins)
         try:
             objects = [o for o in await applier.with_namespaces(objects)
                        if ObjectRef.of(o).id in drifted]
@@ -222,8 +252,7 @@ class KustomizationReconciler:
         return repo, str(revision)
 
     async def _render(self, spec: KustomizationSpec, repo: dict[str, Any], revision: str,
-                      meta: dict[str, Any]
-                      ) -> tuple[list[dict[str, Any]], dict[ObjectRef, str], tuple[str, ...]]:
+                      meta: dict[str, Any]) -> Prepared:
         try:
             artifact = await self.sources.checkout(repo, revision)
         except SourceError as err:
@@ -249,7 +278,7 @@ class KustomizationReconciler:
             objects.append(obj)
             if origin:
                 origins[ObjectRef.of(obj)] = origin
-        return objects, origins, rendered.warnings
+        return Prepared(objects, origins, rendered.warnings, rendered.inputs)
 
     async def _apply_and_prune(self, ref: ObjectRef, status: dict[str, Any],
                                spec: KustomizationSpec, objects: list[dict[str, Any]],

@@ -26,6 +26,7 @@ from plinth.tree_archive import UnsafeArchiveError, extract_tree
 
 KEEP_ARTIFACTS = 2
 MAX_ARTIFACT_BYTES = 64 * 1024 * 1024  # a GitOps repo is text; more is a mistake or an attack
+_LINK_MODE = "120000"  # of a symbolic link, in git's trees
 
 
 class SourceError(Exception):
@@ -75,6 +76,32 @@ class GitSource:
                 self._fetch_commit(repo, name, commit, ref.commit is not None, env)
             revision = f"{_short_ref(name)}@sha1:{commit}" if name else f"sha1:{commit}"
             return Artifact(revision, commit, self._artifact(repo, commit))
+
+    def changed_paths(self, old: str, new: str) -> frozenset[str] | None:
+        """The paths that differ between commits `old` and `new` (both names of a rename),
+        from their trees alone (a shallow mirror has no history between them). None when that
+        cannot be told: either commit is not in the mirror, or a symbolic link changed (a
+        link redirects whatever path runs through it)."""
+        with self._exclusive():
+            if not (self.mirror / "HEAD").exists():
+                return None
+            repo = git.Repo(self.mirror)
+            if not (self._has(repo, old) and self._has(repo, new)):
+                return None
+            try:
+                out = str(repo.git.execute(["git", "diff-tree", "-r", "-z", "--raw",
+                                            "--no-renames", "--no-commit-id", old, new],
+                                           kill_after_timeout=self.timeout))
+            except git.GitCommandError:
+                return None
+        # -z --raw: ":<old mode> <new mode> <old id> <new id> <status>" NUL <path> NUL, ...
+        fields = out.split("\0")
+        paths = set()
+        for header, path in zip(fields[0::2], fields[1::2]):
+            if _LINK_MODE in header.lstrip(":").split()[:2]:
+                return None
+            paths.add(path)
+        return frozenset(paths)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -54,6 +54,16 @@ class Sources:
         artifact = await self._fetch(source, Ref(branch=branch, commit=commit))
         return Artifact(revision, artifact.commit, artifact.path)
 
+    async def changed_paths(self, repo: dict[str, Any], old_revision: str, new_revision: str
+                            ) -> frozenset[str] | None:
+        """What a new revision changed since an old one, by path; None when that cannot be
+        told (a commit gone from the cache): then everything counts as changed."""
+        source = await self._source(repo)
+        old, new = (r.rpartition("sha1:")[2] for r in (old_revision, new_revision))
+        lock = self._locks.setdefault(source.cache_dir, asyncio.Lock())
+        async with lock:
+            return await asyncio.to_thread(source.changed_paths, old, new)
+
     async def _fetch(self, source: GitSource, ref: Ref) -> Artifact:
         """One at a time per cache. Should a caller be cancelled, its thread runs on without
         this lock; the cache's file lock (GitSource.fetch) still keeps the next one out."""

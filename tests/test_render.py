@@ -182,3 +182,33 @@ def test_render_a_revision_of_a_path_gone_from_the_work_tree(tmp_path: Path) -> 
     assert code == 0 and "colour: blue" in out
     code, _, err = run("render", str(repo / "app"))
     assert code == 2 and err.strip() == f"error: {repo / 'app'}: no such overlay directory"
+
+
+def test_a_render_names_its_inputs_and_what_touches_them(tmp_path: Path) -> None:
+    """What kustomize was given: the folders it builds (with all beneath), the files and links
+    it reads and their targets; another folder of the repository is not among them."""
+    from plinth.render import reads_any, render
+
+    repo = write_tree(tmp_path / "repo", {
+        "apps/web/kustomization.yaml": kustomization("cm.yaml", "../../base", "shared"),
+        "apps/web/cm.yaml": configmap("web", {"a": "1"}),
+        "base/kustomization.yaml": kustomization("base.yaml"),
+        "base/base.yaml": configmap("base", {"a": "1"}),
+        "common/kustomization.yaml": kustomization("shared.yaml"),
+        "common/shared.yaml": configmap("shared", {"a": "1"}),
+        "apps/other/kustomization.yaml": kustomization("cm.yaml"),
+        "apps/other/cm.yaml": configmap("other", {"a": "1"}),
+        "README.md": "# repo\n"})
+    (repo / "apps/web/shared").symlink_to("../../common")
+    rendered = render(repo / "apps/web", repo_root=repo)
+    assert {"apps/web", "apps/web/shared", "base", "common"} <= rendered.inputs
+    assert len(rendered.objects) == 3
+    for touched in ("apps/web/cm.yaml", "apps/web/added.yaml", "base/base.yaml",
+                    "common/shared.yaml", "apps/web/shared"):
+        assert reads_any(rendered.inputs, [touched]), touched
+    for untouched in ("apps/other/cm.yaml", "README.md", "commons/x.yaml", "base2/x.yaml"):
+        assert not reads_any(rendered.inputs, [untouched]), untouched
+    root = render(write_tree(tmp_path / "flat", {"kustomization.yaml": kustomization("a.yaml"),
+                                                 "a.yaml": configmap("a", {})}),
+                  repo_root=tmp_path / "flat")
+    assert reads_any(root.inputs, ["anything/at/all.yaml"])

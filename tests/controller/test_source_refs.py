@@ -77,6 +77,43 @@ def test_artifacts_are_cached_per_revision(daemon_repo: tuple[str, dict[str, str
     assert len(list((tmp_path / "artifacts").iterdir())) == 2  # old revisions are dropped
 
 
+def test_changed_paths_between_two_shallow_fetches(git_server: GitDaemon,
+                                                    tmp_path: Path) -> None:
+    """Tip fetches are shallow: the paths a new commit changed come from the two trees alone;
+    a changed link, or a commit not fetched, cannot be told (None)."""
+    git_server.create_repository("changes.git")
+    url, work = git_server.url("changes.git"), tmp_path / "work"
+    repo = git.Repo.init(work, initial_branch="main")
+
+    def commit(files: dict[str, str], remove: tuple[str, ...] = (), link: str | None = None
+               ) -> str:
+        for rel, text in files.items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_text(text)
+        for rel in remove:
+            (work / rel).unlink()
+        if link:
+            (work / "current").unlink(missing_ok=True)
+            (work / "current").symlink_to(link)
+        repo.git.add(A=True)
+        sha = repo.index.commit("change").hexsha
+        repo.git.push(url, "main")
+        return sha
+
+    first = commit({"a/x.yaml": "1", "b/y.yaml": "1", "b/z.yaml": "1"}, link="a")
+    source = GitSource(tmp_path / "cache", url)
+    source.fetch(Ref(branch="main"))
+    commit({"b/y.yaml": "2"})  # never fetched: only the tips are
+    second = commit({"c/new.yaml": "1"}, remove=("b/z.yaml",))
+    source.fetch(Ref(branch="main"))
+    assert source.changed_paths(first, second) == {"b/y.yaml", "b/z.yaml", "c/new.yaml"}
+    assert source.changed_paths(second, second) == frozenset()
+    third = commit({}, link="b")
+    source.fetch(Ref(branch="main"))
+    assert source.changed_paths(second, third) is None
+    assert source.changed_paths(first, "0" * 40) is None
+
+
 @pytest.mark.usefixtures("python_without_tar_filters")
 def test_a_commit_linking_out_of_the_tree_is_refused_and_leaves_no_artifact(
         git_server: GitDaemon, tmp_path: Path) -> None:

@@ -18,15 +18,20 @@ def settled(scenario: Scenario) -> None:
     wait_for(none_left, 120, "earlier tests' PodTemplates to be gone")
 
 
-def reconciles(controller: ControllerProcess, namespace: str) -> float:
-    """How many times the controller reconciled Kustomization `app` (its own histogram)."""
+def counted(controller: ControllerProcess, metric: str, namespace: str, name: str = "app"
+            ) -> float:
+    """A per-Kustomization count from the controller's own /metrics."""
     _, text = controller.http("/metrics")
     for line in text.splitlines():
-        if line.startswith("plinth_reconcile_duration_seconds_count{") and \
-                'kind="Kustomization"' in line and f'namespace="{namespace}"' in line and \
-                'name="app"' in line:
+        if line.startswith(f"{metric}{{") and 'kind="Kustomization"' in line and \
+                f'namespace="{namespace}"' in line and f'name="{name}"' in line:
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def reconciles(controller: ControllerProcess, namespace: str) -> float:
+    """How many times the controller reconciled Kustomization `app` (its own histogram)."""
+    return counted(controller, "plinth_reconcile_duration_seconds_count", namespace)
 
 
 def writes_on(kube: Kube) -> dict[str, float]:
@@ -121,3 +126,48 @@ def test_a_new_revision_validates_and_applies_only_what_it_changes(scenario: Sce
     assert writes == {"APPLY dry-run": 1, "APPLY": 1, "DELETE": 1}, writes
     t5 = kube.get("podtemplate", "t5", ns) or {}
     assert t5["template"]["metadata"]["labels"] == {"app": "t5", "tier": "new"}
+
+
+def test_a_commit_that_changes_nothing_a_kustomization_reads_renders_nothing_again(
+        scenario: Scenario, controller: ControllerProcess) -> None:
+    """Many Kustomizations on one repository: each renders again only when a commit changes
+    what its last render read (its folder, the bases it uses), and still reports the new
+    revision as applied."""
+    ns, repo = scenario.namespace, scenario.repo
+    sha = repo.commit({
+        "a/kustomization.yaml": kustomization("a.yaml", "../base"),
+        "a/a.yaml": pod_template("a", ns),
+        "base/kustomization.yaml": kustomization("base.yaml"),
+        "base/base.yaml": pod_template("base", ns),
+        "b/kustomization.yaml": kustomization("b.yaml"),
+        "b/b.yaml": pod_template("b", ns)})
+    scenario.git_repository()
+    for name in ("a", "b"):
+        scenario.kustomization(name, f"./{name}", interval="1h")
+    for name in ("a", "b"):
+        scenario.wait_applied(name, sha)
+
+    def renders() -> tuple[float, float]:
+        return (counted(controller, "plinth_renders_total", ns, "a"),
+                counted(controller, "plinth_renders_total", ns, "b"))
+
+    def commit(files: dict[str, object]) -> tuple[float, float]:
+        before = renders()
+        sha = repo.commit(files)
+        for name in ("a", "b"):
+            scenario.wait_applied(name, sha)
+        after = renders()
+        return after[0] - before[0], after[1] - before[1]
+
+    assert renders() == (1, 1)
+    b = pod_template("b", ns)
+    b["template"]["metadata"]["labels"]["tier"] = "2"
+    assert commit({"b/b.yaml": b}) == (0, 1)
+    assert commit({"README.md": "# elsewhere\n", "c/other.yaml": pod_template("c", ns)}) == (0, 0)
+    base = pod_template("base", ns)
+    base["template"]["metadata"]["labels"]["tier"] = "2"
+    assert commit({"base/base.yaml": base}) == (1, 0)
+    assert commit({"a/new-file-unread.yaml": pod_template("x", ns)}) == (1, 0)  # beneath a/
+    live = scenario.kube.get("podtemplate", "base", ns) or {}
+    assert live["template"]["metadata"]["labels"] == {"app": "base", "tier": "2"}
+    assert scenario.kube.get("podtemplate", "x", ns) is None  # not in a's kustomization
