@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.dynamic import DynamicClient
 from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
@@ -63,7 +66,23 @@ async def api_client(kubeconfig: str | None) -> client.ApiClient:
     else:
         config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration)
-    return client.ApiClient(configuration)
+    host = urllib.parse.urlsplit(str(configuration.host)).hostname or ""
+    proxies = urllib.request.getproxies()
+    if not configuration.proxy and proxies.get("https") and \
+            not urllib.request.proxy_bypass(host):
+        configuration.proxy = proxies["https"]  # as kubectl does: HTTPS_PROXY, NO_PROXY
+    api = client.ApiClient(configuration)
+    # The client's aiohttp session trusts the environment, so it reads ~/.netrc and the proxy
+    # variables in a worker thread for every request: two thread hops per object applied.
+    # The proxy is decided once above, and the kubeconfig authenticates, so the session is
+    # replaced by one on the same connection pool that does not look again.
+    rest = api.rest_client
+    trusting = rest.pool_manager
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=trusting.connector, trust_env=False,
+        read_bufsize=2**21)  # as the client's: a watch event may be as large as etcd allows
+    trusting.detach()
+    return api
 
 
 def service_account_user(namespace: str, name: str) -> str:
@@ -74,6 +93,9 @@ class Cluster:
     def __init__(self, api: client.ApiClient, dynamic: DynamicClient) -> None:
         self._refresh = asyncio.Lock()
         self._refreshes = 0
+        # (apiVersion, kind) -> Resource, until discovery is refreshed: the discovery cache
+        # answers a lookup by searching all its groups, a cost paid per object otherwise
+        self._found: dict[tuple[str, str], Resource] = {}
         self.api = api
         self.dynamic = dynamic
         self.user: str | None = None  # impersonated; None: the controller's own identity
@@ -100,22 +122,29 @@ class Cluster:
         return cls(api, dynamic)
 
     async def resource(self, api_version: str, kind: str) -> Resource:
+        found = self._found.get((api_version, kind))
+        if found is not None:
+            return found
         seen = self._refreshes
         # Discovery rebuilds its cache in place: a lookup during a refresh reads a half-built
         # cache (KeyError 'apis'), so lookups and refreshes take turns.
         async with self._refresh:
             try:
-                return await self.dynamic.resources.get(api_version=api_version, kind=kind)
+                found = await self.dynamic.resources.get(api_version=api_version, kind=kind)
             except ResourceNotFoundError:
                 if self._refreshes == seen:  # many misses at once (a new CRD's): one refresh
                     await self.dynamic.resources.invalidate_cache()
                     self._refreshes += 1
-            try:
-                return await self.dynamic.resources.get(api_version=api_version, kind=kind)
-            except ResourceNotFoundError:
-                raise UnknownKind(f"{kind} ({api_version})", 404,
-                                  f"the API server does not serve {api_version} {kind}"
-                                  ) from None
+                    self._found.clear()
+            if found is None:
+                try:
+                    found = await self.dynamic.resources.get(api_version=api_version, kind=kind)
+                except ResourceNotFoundError:
+                    raise UnknownKind(f"{kind} ({api_version})", 404,
+                                      f"the API server does not serve {api_version} {kind}"
+                                      ) from None
+            self._found[(api_version, kind)] = found
+            return found
 
     async def is_namespaced(self, ref: ObjectRef) -> bool:
         return bool((await self.resource(ref.api_version, ref.kind)).namespaced)
