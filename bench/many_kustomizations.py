@@ -11,18 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.controller_sync import cpu_seconds, peak_rss_mib, requests  # noqa: E402
-from plinth.localenv.controlplane import LocalControlPlane  # noqa: E402
+from bench.measure import RssSampler, Step, StepMeter, control_plane  # noqa: E402
 from plinth.localenv.gitdaemon import GitDaemon  # noqa: E402
-from plinth.localenv.tools import find_tool  # noqa: E402
 from tests.controller.harness import (ControllerProcess, GitOpsRepo, Kube,  # noqa: E402
                                       Scenario, wait_for)
 from tests.gitops_repos import configmap, kustomization  # noqa: E402
@@ -35,17 +31,13 @@ def main() -> None:
     parser.add_argument("--kustomizations", type=int, default=50)
     parser.add_argument("--objects", type=int, default=20, help="per Kustomization")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="plinth-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        plane = LocalControlPlane(tmp / "plane", durable=False)
+    with control_plane() as (tmp, _, kube):
         daemon = GitDaemon(tmp / "git")
-        plane.start()
         daemon.start()
         try:
-            results = run(args.kustomizations, args.objects, tmp, plane, daemon)
+            results = run(args.kustomizations, args.objects, tmp, kube, daemon)
         finally:
             daemon.stop()
-            plane.stop()
     print(json.dumps(results, indent=2))
 
 
@@ -60,20 +52,17 @@ def files(count: int, per: int, changed: int | None = None) -> dict[str, object]
     return out
 
 
-def run(count: int, per: int, tmp: Path, plane: LocalControlPlane, daemon: GitDaemon
-        ) -> dict[str, object]:
-    kube = Kube(find_tool("kubectl"), plane.kubeconfig)
-    crds = ROOT / "sync_controller" / "crds"
-    kube.run("apply", "--server-side", "-f", str(crds))
-    kube.run("wait", "--for=condition=Established", "-f", str(crds))
+def run(count: int, per: int, tmp: Path, kube: Kube, daemon: GitDaemon) -> dict[str, object]:
     kube.run("create", "namespace", NS)
     daemon.create_repository("many.git")
     repo = GitOpsRepo(daemon.url("many.git"), tmp / "work")
     sha = repo.commit(files(count, per))
-    controller = ControllerProcess(plane.kubeconfig, tmp / "controller", ["bench-*"])
+    controller = ControllerProcess(kube.kubeconfig, tmp / "controller", ["bench-*"],
+                                   ("--log-level", "info"))
     controller.start()
     assert controller.proc is not None
-    pid = controller.proc.pid
+    sampler = RssSampler(controller.proc.pid)
+    meter = StepMeter(kube, ("configmaps",), (controller.proc.pid,))
     scenario = Scenario(kube, NS, repo)
     scenario.git_repository(interval="1s")
     wait_for(lambda: scenario.status("repo", "gitrepositories.plinth.dev").get("artifact"), 60,
@@ -90,13 +79,12 @@ def run(count: int, per: int, tmp: Path, plane: LocalControlPlane, daemon: GitDa
                 for c in (i.get("status") or {}).get("conditions", []))
             for i in items)
 
-    def step(action: Callable[[], object], done: Callable[[], bool]) -> dict[str, float]:
-        cpu0, calls0, started = cpu_seconds(pid), requests(kube), time.monotonic()
+    def step(action: Callable[[], object], done: Callable[[], bool]) -> dict[str, float | int]:
+        meter.start()
         action()
         wait_for(done, 1800, "the step", every=0.2)
-        return {"wall_s": round(time.monotonic() - started, 2),
-                "cpu_s": round(cpu_seconds(pid) - cpu0, 2),
-                "requests": requests(kube) - calls0}
+        measured: Step = meter.stop()
+        return measured.as_dict()
 
     fresh = step(lambda: [scenario.kustomization(n, f"./apps/{n}", interval="1h")
                           for n in names], lambda: all_ready(sha))
@@ -104,7 +92,7 @@ def run(count: int, per: int, tmp: Path, plane: LocalControlPlane, daemon: GitDa
                               for n in names], lambda: all_ready(sha, 2))
     one = repo.commit(files(count, per, changed=0))
     one_change = step(lambda: None, lambda: all_ready(one))
-    peak = peak_rss_mib(pid)
+    peak = sampler.stop()
     controller.stop()
     return {"kustomizations": count, "objects": count * per, "fresh": fresh,
             "no_change": no_change, "one_object_change": one_change,

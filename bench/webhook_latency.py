@@ -13,7 +13,6 @@ import base64
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,9 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from plinth.forge import RepoRef  # noqa: E402
 from plinth.forge.signature import receiver_path  # noqa: E402
-from plinth.localenv.controlplane import LocalControlPlane  # noqa: E402
+from bench.measure import control_plane  # noqa: E402
 from plinth.localenv.forge import LocalForge  # noqa: E402
-from plinth.localenv.tools import find_tool  # noqa: E402
 from tests.controller.harness import (ControllerProcess, GitOpsRepo, Kube,  # noqa: E402
                                       Scenario, wait_for)
 from tests.gitops_repos import configmap, kustomization  # noqa: E402
@@ -37,26 +35,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pushes", type=int, default=5)
     pushes = parser.parse_args().pushes
-    with tempfile.TemporaryDirectory(prefix="plinth-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        plane = LocalControlPlane(tmp / "plane", durable=False)
+    with control_plane() as (tmp, _, kube):
         forge = LocalForge(tmp / "forge")
-        plane.start()
         forge.start()
         try:
-            results = run(pushes, tmp, plane, forge)
+            results = run(pushes, tmp, kube, forge)
         finally:
             forge.stop()
-            plane.stop()
     print(json.dumps(results, indent=2))
 
 
-def run(pushes: int, tmp: Path, plane: LocalControlPlane, forge: LocalForge
-        ) -> dict[str, object]:
-    kube = Kube(find_tool("kubectl"), plane.kubeconfig)
-    crds = ROOT / "sync_controller" / "crds"
-    kube.run("apply", "--server-side", "-f", str(crds))
-    kube.run("wait", "--for=condition=Established", "-f", str(crds))
+def run(pushes: int, tmp: Path, kube: Kube, forge: LocalForge) -> dict[str, object]:
     kube.run("create", "namespace", NS)
     client = forge.client()
     client.ensure_organization("bench", visibility="public")
@@ -70,7 +59,8 @@ def run(pushes: int, tmp: Path, plane: LocalControlPlane, forge: LocalForge
     sha = repo.commit({"app/kustomization.yaml": kustomization("objects.yaml", "a.yaml"),
                        "app/objects.yaml": objects,
                        "app/a.yaml": configmap("a", {"v": "0"}, namespace=NS)})
-    controller = ControllerProcess(plane.kubeconfig, tmp / "controller", ["bench-*"])
+    controller = ControllerProcess(kube.kubeconfig, tmp / "controller", ["bench-*"],
+                                   ("--log-level", "info"))
     controller.start()
     scenario = Scenario(kube, NS, repo)
     scenario.git_repository(url=forge.clone_url("bench", "gitops"), interval="1h")

