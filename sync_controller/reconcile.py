@@ -20,7 +20,7 @@ from sync_controller import conditions as cond
 from sync_controller.api import HealthCheck, KustomizationSpec, spec_of
 from sync_controller import inventory
 from sync_controller.applied_memory import Applied, LiveCheck, check_live, digest, fingerprint
-from sync_controller.apply import Applier, ApplyError, ApplyResult
+from sync_controller.apply import Applier, ApplyError, ApplyResult, Origins
 from sync_controller.drift_watch import DriftWatch
 from sync_controller.health import State, assess
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
@@ -48,7 +48,7 @@ def _failing(repo: dict[str, Any]) -> str | None:
 @dataclass(frozen=True)
 class Prepared:
     """A revision rendered for the cluster: objects labelled with their owner, each object's
-    file, kustomize's warnings, and what the render read."""
+    file (when rendered with origins), kustomize's warnings, and what the render read."""
     objects: list[dict[str, Any]]
     origins: dict[ObjectRef, str]
     warnings: tuple[str, ...]
@@ -141,8 +141,8 @@ class KustomizationReconciler:
             prepared = await self._render(spec, repo, revision, meta)
             warnings = prepared.warnings
             result, pruned, digests = await self._apply_and_prune(
-                ref, status, spec, prepared.objects, prepared.origins, acting, remembered,
-                drifted)
+                ref, status, spec, prepared.objects, self._origins(spec, repo, revision, meta),
+                acting, remembered, drifted)
             remembered = Applied(key, revision, dict(result.versions),
                                  {r.id: r for r in result.applied}, digests, warnings,
                                  prepared.inputs)
@@ -191,7 +191,7 @@ class KustomizationReconciler:
         prepared = await self._render(spec, repo, revision, meta)
         objects, warnings = prepared.objects, prepared.warnings
         applier = Applier(acting, force=spec.force, default_namespace=ref.namespace,
-                          origins=prepared.origins)
+                          origins=self._origins(spec, repo, revision, meta))
         try:
             objects = [o for o in await applier.with_namespaces(objects)
                        if ObjectRef.of(o).id in drifted]
@@ -252,15 +252,18 @@ class KustomizationReconciler:
         return repo, str(revision)
 
     async def _render(self, spec: KustomizationSpec, repo: dict[str, Any], revision: str,
-                      meta: dict[str, Any]) -> Prepared:
+                      meta: dict[str, Any], with_origin: bool = False) -> Prepared:
+        """The revision's objects, labelled with their owner; with `with_origin`, also the
+        file each came from (kustomize is slower so)."""
         try:
             artifact = await self.sources.checkout(repo, revision)
         except SourceError as err:
             raise ReconcileError("ArtifactFailed", str(err)) from None
         try:
             rendered = await asyncio.to_thread(
-                render, artifact.path / spec.path, repo_root=artifact.path, with_origin=True,
-                target_namespace=spec.target_namespace)
+                render, artifact.path / spec.path, repo_root=artifact.path,
+                with_origin=with_origin, target_namespace=spec.target_namespace,
+                timeout=spec.timeout)
         except RenderError as err:
             raise Stalling("BuildFailed", f"{revision}: {err}") from None
         if len(rendered.text) > MAX_RENDERED_BYTES:
@@ -280,9 +283,21 @@ class KustomizationReconciler:
                 origins[ObjectRef.of(obj)] = origin
         return Prepared(objects, origins, rendered.warnings, rendered.inputs)
 
+    def _origins(self, spec: KustomizationSpec, repo: dict[str, Any], revision: str,
+                 meta: dict[str, Any]) -> Origins:
+        """Where the objects of `revision` came from, rendered again only when an apply fails
+        and its message should name each object's file."""
+        async def traced() -> dict[ObjectRef, str]:
+            try:
+                return (await self._render(spec, repo, revision, meta, with_origin=True)
+                        ).origins
+            except ReconcileError:  # it rendered a moment ago; the failure is said anyway
+                return {}
+        return traced
+
     async def _apply_and_prune(self, ref: ObjectRef, status: dict[str, Any],
                                spec: KustomizationSpec, objects: list[dict[str, Any]],
-                               origins: dict[ObjectRef, str], acting: Cluster,
+                               origins: Origins, acting: Cluster,
                                remembered: Applied | None, drifted: set[str]
                                ) -> tuple[ApplyResult, PruneResult, dict[str, str]]:
         """Validate and apply the objects (only those changed since `remembered`, if any),
