@@ -164,6 +164,7 @@ def run_controller(peer: Controller, workload: Workload, namespace: str, repo: R
         peer.request_reconcile("GitRepository", namespace, "repo")
         wait(lambda: peer.applied(namespace, workload.changed), f"{peer.name}: one-object")
         one = meter.stop()
+        peer.suspend(namespace)
     finally:
         peak = sampler.stop()
         peer.stop()
