@@ -7,6 +7,10 @@ from pathlib import Path
 
 from plinth.localenv.hostchanges import CGROUP_ROOT, FIXED_PATHS, POD_CGROUP, SYSCTLS, read_sysctl
 
+# A table's built-in chains are listed once anything has loaded the table (the kernel keeps it
+# loaded): on a fresh host the node's first use of ip6tables makes them appear for good. Only
+# chains someone created can be left behind; a rule left in a built-in chain jumps to one.
+BUILTIN_CHAINS = frozenset({":INPUT", ":OUTPUT", ":FORWARD", ":PREROUTING", ":POSTROUTING"})
 NODE_PROGRAMS = ("kubelet", "kube-proxy", "containerd", "containerd-shim", "kube-scheduler",
                  "coredns", "/pause")
 
@@ -46,7 +50,7 @@ def snapshot(state_dir: Path) -> HostState:
     for tool in ("iptables-save", "ip6tables-save"):
         out = subprocess.run([tool], capture_output=True, text=True).stdout
         chains |= {f"{tool}:{line.split()[0]}" for line in out.splitlines()
-                   if line.startswith(":")}
+                   if line.startswith(":") and line.split()[0] not in BUILTIN_CHAINS}
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     return HostState(
         processes=frozenset(processes),
