@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.measure import ROOT
 from plinth.localenv.process import free_port
 from plinth.localenv.tools import ToolMissing, find_tool, tool_env
-from tests.controller.harness import Kube
+from tests.controller.harness import ControllerProcess, Kube
 
 
 @dataclass(frozen=True)
@@ -195,16 +193,13 @@ class Plinth(Controller):
     name, api = "plinth", PLINTH_API
 
     def launch(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        self.probes = [f"http://127.0.0.1:{port}/readyz"]
-        argv = [sys.executable, "-m", "sync_controller", "run", "--kubeconfig",
-                str(self.kube.kubeconfig), "--cache-dir", str(self.workdir / "cache"),
-                "--probe-address", "127.0.0.1", "--probe-port", str(port),
-                "--receiver-port", str(free_port()), "--log-level", "info"]
-        with (self.workdir / "controller.log").open("ab") as log:
-            self.procs = [subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                           env=tool_env())]
+        """As the controller tests run it, logging at info (as Flux does by default)."""
+        process = ControllerProcess(self.kube.kubeconfig, self.workdir, [],
+                                    ("--log-level", "info"))
+        process.launch()
+        assert process.proc is not None
+        self.procs = [process.proc]
+        self.probes = [f"http://127.0.0.1:{process.port}/readyz"]
 
 
 FLUX_BINARIES = ("source-controller", "kustomize-controller")

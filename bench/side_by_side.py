@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -227,7 +228,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", default="100,1000,10000",
                         help="ConfigMap counts, comma separated")
-    parser.add_argument("--mix", type=int, default=300, help="objects of the mixed workload (0: none)")
+    parser.add_argument("--mix", type=int, default=300,
+                        help="objects of the mixed workload (0: none)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rounds-above", type=int, default=1000,
                         help="workloads larger than this run one round")
@@ -245,7 +247,7 @@ def main() -> None:
     if args.mix:
         workloads.append(Workload(f"mix-{args.mix}", mix, args.mix,
                                   ("configmaps", "services", "deployments")))
-    report: dict[str, Any] = {"machine": {"cpus": len(__import__("os").sched_getaffinity(0)),
+    report: dict[str, Any] = {"machine": {"cpus": len(os.sched_getaffinity(0)),
                                           "load_at_start": load_average()},
                               "workloads": {}}
     with control_plane() as (tmp, plane, kube):

@@ -7,6 +7,7 @@ silently prune them. Checking offline, strictly (unknown fields are errors, as w
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -84,15 +85,13 @@ class SchemaSet:
 
     The built-in schemas are the strict JSON schemas that the kubernetes-validate package ships
     (data only): its own `validate` parses their 1.4 MB of shared definitions again for every
-    object, so each file is read once here and each kind's validator is reused.
+    object, so each file is read once per process and each kind's validator is reused.
     """
 
     def __init__(self, crds: Iterable[dict[str, Any]],
                  kubernetes_version: str = KUBERNETES_VERSION) -> None:
         self.kubernetes_version = kubernetes_version
         self._crd: dict[tuple[str, str], dict[str, Any]] = {}
-        self._builtin: dict[tuple[str, str], jsonschema.protocols.Validator | None] = {}
-        self._registry: Registry[Any] | None = None
         for crd in crds:
             self.add_crd(crd)
 
@@ -113,7 +112,7 @@ class SchemaSet:
             validator = jsonschema.Draft7Validator(schema)
             return [Problem(where, name, f"{_path(err.absolute_path)}: {err.message}")
                     for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.path))]
-        builtin = self._builtin_validator(obj["apiVersion"], obj["kind"])
+        builtin = _builtin_validator(self.kubernetes_version, obj["apiVersion"], obj["kind"])
         if builtin is None:
             return [Problem(where, name,
                             f"no schema for {obj['apiVersion']} {obj['kind']}: not a Kubernetes "
@@ -123,25 +122,32 @@ class SchemaSet:
         return [] if error is None else \
             [Problem(where, name, f"{_path(error.absolute_path)}: {error.message}")]
 
-    def _builtin_validator(self, api_version: str, kind: str
-                           ) -> jsonschema.protocols.Validator | None:
-        key = (api_version, kind)
-        if key not in self._builtin:
-            # rbac.authorization.k8s.io/v1 -> rbac-v1, the package's file naming
-            group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-            schema = _builtin_file(self.kubernetes_version, f"{kind.lower()}-{group_version}.json")
-            if schema is None or "/" in kind:
-                self._builtin[key] = None
-            else:
-                if self._registry is None:
-                    definitions = _builtin_file(self.kubernetes_version, "_definitions.json")
-                    if definitions is None:
-                        raise SchemasNotInstalled(f"the kubernetes-validate package has no schemas "
-                                               f"of Kubernetes {self.kubernetes_version}")
-                    self._registry = Resource.from_contents(definitions) @ Registry()
-                self._builtin[key] = jsonschema.Draft202012Validator(
-                    schema, registry=Resource.from_contents(schema) @ self._registry)
-        return self._builtin[key]
+
+@functools.cache
+def _builtin_validator(kubernetes_version: str, api_version: str, kind: str
+                       ) -> jsonschema.protocols.Validator | None:
+    """The validator of a built-in kind, made once per process: every SchemaSet (a render, each
+    root of `plinth validate`) shares it. None for a kind kubernetes-validate has no file for."""
+    # rbac.authorization.k8s.io/v1 -> rbac-v1, the package's file naming
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    name = f"{kind.lower()}-{group_version}.json"
+    if "/" in name:  # not a file of the package's folder, whatever it names
+        return None
+    schema = _builtin_file(kubernetes_version, name)
+    if schema is None:
+        return None
+    return jsonschema.Draft202012Validator(
+        schema, registry=Resource.from_contents(schema) @ _definitions(kubernetes_version))
+
+
+@functools.cache
+def _definitions(kubernetes_version: str) -> Registry[Any]:
+    """The 1.4 MB of definitions every built-in schema refers to, parsed once."""
+    definitions = _builtin_file(kubernetes_version, "_definitions.json")
+    if definitions is None:
+        raise SchemasNotInstalled(f"the kubernetes-validate package has no schemas of "
+                                  f"Kubernetes {kubernetes_version}")
+    return Resource.from_contents(definitions) @ Registry()
 
 
 def _builtin_file(kubernetes_version: str, name: str) -> Any:
@@ -161,7 +167,8 @@ def _builtin_file(kubernetes_version: str, name: str) -> Any:
 def validate_objects(objects: list[dict[str, Any]], rendered_path: str,
                      crds: Iterable[dict[str, Any]] = ()) -> list[Problem]:
     """Every problem of every object; CRDs in the same render count (CRD + CR in one commit)."""
-    schemas = SchemaSet([*crds, *(o for o in objects if o.get("kind") == "CustomResourceDefinition")])
+    schemas = SchemaSet([*crds, *(o for o in objects
+                                  if o.get("kind") == "CustomResourceDefinition")])
     problems: list[Problem] = []
     for obj in objects:
         clean = _without_origin(obj)

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sync_controller.durations import parse_duration
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster
 from plinth.git_auth import Credentials
 from sync_controller.source import Artifact, GitSource, Ref, SourceError
+
+T = TypeVar("T")
 
 
 class Sources:
@@ -44,14 +47,15 @@ class Sources:
     async def fetch(self, repo: dict[str, Any]) -> Artifact:
         """Resolve spec.ref on the remote and fetch the commit (a thread: git blocks)."""
         source = await self._source(repo)
-        return await self._fetch(source, Ref.from_spec((repo.get("spec") or {}).get("ref")))
+        return await self._in_turn(source, source.fetch,
+                                   Ref.from_spec((repo.get("spec") or {}).get("ref")))
 
     async def checkout(self, repo: dict[str, Any], revision: str) -> Artifact:
         """The files of an artifact the GitRepository reported, fetched again if not cached."""
-        commit = revision.rpartition("sha1:")[2]
         branch = ((repo.get("spec") or {}).get("ref") or {}).get("branch")
         source = await self._source(repo)
-        artifact = await self._fetch(source, Ref(branch=branch, commit=commit))
+        artifact = await self._in_turn(source, source.fetch,
+                                       Ref(branch=branch, commit=_commit_of(revision)))
         return Artifact(revision, artifact.commit, artifact.path)
 
     async def changed_paths(self, repo: dict[str, Any], old_revision: str, new_revision: str
@@ -59,14 +63,18 @@ class Sources:
         """What a new revision changed since an old one, by path; None when that cannot be
         told (a commit gone from the cache): then everything counts as changed."""
         source = await self._source(repo)
-        old, new = (r.rpartition("sha1:")[2] for r in (old_revision, new_revision))
-        lock = self._locks.setdefault(source.cache_dir, asyncio.Lock())
-        async with lock:
-            return await asyncio.to_thread(source.changed_paths, old, new)
+        return await self._in_turn(source, source.changed_paths, _commit_of(old_revision),
+                                   _commit_of(new_revision))
 
-    async def _fetch(self, source: GitSource, ref: Ref) -> Artifact:
-        """One at a time per cache. Should a caller be cancelled, its thread runs on without
-        this lock; the cache's file lock (GitSource.fetch) still keeps the next one out."""
+    async def _in_turn(self, source: GitSource, work: Callable[..., T], *args: Any) -> T:
+        """`work` in a thread (git blocks), one at a time per cache. Should a caller be
+        cancelled, its thread runs on without this lock; the cache's file lock (GitSource)
+        still keeps the next one out."""
         lock = self._locks.setdefault(source.cache_dir, asyncio.Lock())
         async with lock:
-            return await asyncio.to_thread(source.fetch, ref)
+            return await asyncio.to_thread(work, *args)
+
+
+def _commit_of(revision: str) -> str:
+    """"main@sha1:<commit>" -> <commit>."""
+    return revision.rpartition("sha1:")[2]

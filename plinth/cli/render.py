@@ -249,6 +249,7 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknow
         for problem in checked.skipped if checked else []:
             output.console.print(escape(f"     skipped: {problem.where}: {problem.obj}: no schema"))
     summary = f"{len(roots) - failed} of {len(roots)} valid"
-    output.console.print(summary + (f"; {skipped} objects of unknown kinds skipped" if skipped else ""))
+    output.console.print(summary + (f"; {skipped} objects of unknown kinds skipped"
+                                    if skipped else ""))
     if failed:
         raise SystemExit(1)
