@@ -13,7 +13,7 @@ from plinth.cli import cli
 from plinth.diff import REDACTED, diff_objects
 from tests.gitops_repos import commit_all, configmap, kustomization, write_tree
 
-pytestmark = pytest.mark.usefixtures("kubectl")
+pytestmark = pytest.mark.usefixtures("kustomize")
 
 
 def deployment(name: str = "web", namespace: str = "apps", replicas: int = 1,

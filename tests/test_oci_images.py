@@ -149,7 +149,7 @@ def _lock() -> dict[str, str]:
 
 def test_the_controller_image_is_what_the_dockerfile_defines() -> None:
     _require_base()
-    require_tools("kubectl")
+    require_tools("kustomize")
     image = builds.build("controller", "9.9.9")
     config = json.loads(image.config)["config"]
     # Runtime settings: the Dockerfile's final stage, with the version filled in.
@@ -168,8 +168,8 @@ def test_the_controller_image_is_what_the_dockerfile_defines() -> None:
     with tarfile.open(image.layers[0].path, "r:gz") as tar:
         passwd = tar.extractfile("etc/passwd").read().decode()  # type: ignore[union-attr]
     assert "plinth:x:65532:65532::/tmp:" in passwd
-    # The build stage's files: kubectl, the controller's packages, each at the locked version.
-    assert app["opt/plinth/bin/kubectl"].mode & 0o111
+    # The build stage's files: kustomize, the controller's packages, each at the locked version.
+    assert app["opt/plinth/bin/kustomize"].mode & 0o111
     assert all(m.uid == 0 and m.gid == 0 for m in app.values())
     assert "opt/plinth/site-packages/sync_controller/__main__.py" in app
     assert "opt/plinth/site-packages/plinth/render.py" in app

@@ -13,7 +13,7 @@ from plinth.cli.render import find_roots
 from plinth.localenv.tools import tool_env
 from tests.gitops_repos import commit_all, configmap, kustomization, write_tree
 
-pytestmark = pytest.mark.usefixtures("kubectl")
+pytestmark = pytest.mark.usefixtures("kustomize")
 
 
 @pytest.fixture(scope="module")

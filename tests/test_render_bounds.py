@@ -15,7 +15,7 @@ from plinth.cli import cli
 from plinth.render import RenderError, render
 from tests.gitops_repos import commit_all, configmap, kustomization, write_tree
 
-pytestmark = pytest.mark.usefixtures("kubectl")
+pytestmark = pytest.mark.usefixtures("kustomize")
 
 
 def alias_bomb(levels: int = 9, width: int = 9) -> str:
@@ -106,19 +106,19 @@ def test_a_lower_memory_limit_already_in_place_stays(tmp_path: Path) -> None:
                                   "crashed: fatal error: "), proc.stdout + proc.stderr
 
 
-def fake_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
-    """A stand-in for kubectl where real kustomize cannot be made to fail on cue."""
+def fake_kustomize(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """A stand-in for kustomize where the real one cannot be made to fail on cue."""
     tools = tmp_path / "tools"
     tools.mkdir()
-    (tools / "kubectl").write_text(f"#!/bin/sh\n{script}\n")
-    (tools / "kubectl").chmod(0o755)
+    (tools / "kustomize").write_text(f"#!/bin/sh\n{script}\n")
+    (tools / "kustomize").chmod(0o755)
     monkeypatch.setenv("PLINTH_TOOLS_BIN", str(tools))
 
 
 def test_a_kustomize_that_never_ends_is_stopped_at_the_time_bound(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = overlay(tmp_path, {"o/cm.yaml": configmap("c", {"k": "v"})})
-    fake_kubectl(tmp_path, monkeypatch, "exec sleep 600")
+    fake_kustomize(tmp_path, monkeypatch, "exec sleep 600")
     monkeypatch.setattr(render_module, "KUSTOMIZE_SECONDS", 0.5)
     assert render_error(path) == "o: kustomize did not finish within 0.5 s and was stopped"
 
@@ -127,7 +127,7 @@ def test_a_killed_kustomize_is_said_so(tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """As the pod's OOM killer does when the controller's memory limit is reached first."""
     path = overlay(tmp_path, {"o/cm.yaml": configmap("c", {"k": "v"})})
-    fake_kubectl(tmp_path, monkeypatch, "kill -KILL $$")
+    fake_kustomize(tmp_path, monkeypatch, "kill -KILL $$")
     assert render_error(path) == "o: kustomize was killed by SIGKILL"
 
 

@@ -14,7 +14,7 @@ from plinth.cli import cli
 from plinth.cli.render import find_roots
 from tests.gitops_repos import commit_all, configmap, kustomization, write_tree
 
-pytestmark = pytest.mark.usefixtures("kubectl")
+pytestmark = pytest.mark.usefixtures("kustomize")
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -134,8 +134,7 @@ def test_components_and_their_patches_only_count_inside_what_uses_them(tmp_path:
     assert code == 0 and "3 of 3 valid" in out, out
 
 
-def test_a_folder_of_plain_manifests_renders_as_flux_would(tmp_path: Path,
-                                                           kubectl: Path) -> None:
+def test_a_folder_of_plain_manifests_renders_as_flux_would(tmp_path: Path) -> None:
     """Every manifest under it, and each sub-folder with a kustomization as a whole; files
     that are no manifest (values, notes) and hidden ones are left out."""
     repo = write_tree(tmp_path / "r", {

@@ -122,21 +122,21 @@ def _project_sources() -> list[Path]:
 
 
 def _controller_layer() -> Layer:
-    """/opt/plinth: kubectl, the pinned dependencies and Plinth itself, as the Dockerfile's build
-    stage lays them out."""
-    kubectl = find_tool("kubectl").read_bytes()
+    """/opt/plinth: kustomize, the pinned dependencies and Plinth itself, as the Dockerfile's
+    build stage lays them out."""
+    kustomize = find_tool("kustomize").read_bytes()
     lock = (REPO_ROOT / "requirements.lock").read_bytes()
     packages = dockerfile.pip_packages(DOCKERFILE)
     sources = _project_sources()
-    key = _digest(kubectl, lock, " ".join(packages).encode(),
+    key = _digest(kustomize, lock, " ".join(packages).encode(),
                   *(str(p.relative_to(REPO_ROOT)).encode() + p.read_bytes() for p in sources))
 
     def make(dest: Path) -> Layer:
         with tempfile.TemporaryDirectory(prefix="plinth-controller-") as tmp:
             opt = Path(tmp) / "opt" / "plinth"
             (opt / "bin").mkdir(parents=True)
-            shutil.copyfile(find_tool("kubectl"), opt / "bin" / "kubectl")
-            (opt / "bin" / "kubectl").chmod(0o755)
+            shutil.copyfile(find_tool("kustomize"), opt / "bin" / "kustomize")
+            (opt / "bin" / "kustomize").chmod(0o755)
             project = Path(tmp) / "project"
             for source in sources:
                 target = project / source.relative_to(REPO_ROOT)
