@@ -11,19 +11,27 @@ after the controller's last write; a status written by its own controller, the k
 scheduler is no edit. A new revision whose commits change nothing the last render read (its
 `inputs`: the folders and files copied for kustomize) counts as the same: it is not rendered
 again. Any other new revision is compared object by object with what was applied: only the
-objects it changes or adds are validated and applied, and what it drops is pruned. The memory
-lives in the process: a restart or a failure makes the next reconcile a full one.
+objects it changes or adds are validated and applied, and what it drops is pruned.
+
+The memory lives in the process, and a failure forgets it. A restart need not: every object
+is applied with a stamp (a label: the digest of the object as rendered and of the spec and
+account that applied it; an annotation would bump a Deployment's generation and be copied to
+its ReplicaSets), so the first reconcile after a restart recalls from the cluster which objects
+are as this controller applied them (same stamp, nobody but a status writer since) and
+applies only the rest; a restarted controller does not re-apply every object it owns.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
-from sync_controller.kube import FIELD_MANAGER, Cluster
+from sync_controller.kube import FIELD_MANAGER, Cluster, KubeError
+
+STAMP_LABEL = "kustomize.plinth.dev/digest"
 
 
 def fingerprint(spec: dict[str, Any], acting: str | None) -> str:
@@ -36,6 +44,18 @@ def digest(obj: dict[str, Any]) -> str:
     """An object as rendered: equal digests, equal objects."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def stamp(obj: dict[str, Any], key: str, rendered: str) -> dict[str, Any]:
+    """`obj` as it is applied: labelled with the digest of its rendered form (`rendered`) and
+    of `key` (the fingerprint: spec and acting account), which `recall` compares."""
+    meta = obj.get("metadata") or {}
+    labels = {**(meta.get("labels") or {}), STAMP_LABEL: _stamp(key, rendered)}
+    return {**obj, "metadata": {**meta, "labels": labels}}
+
+
+def _stamp(key: str, rendered: str) -> str:
+    return hashlib.blake2b(f"{key}:{rendered}".encode(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -83,16 +103,22 @@ def edited(obj: dict[str, Any]) -> bool:
                and (not f.get("time") or str(f["time"]) >= last) for f in fields)
 
 
-async def check_live(cluster: Cluster, applied: Applied, owner: tuple[str, str]) -> LiveCheck:
-    """List the remembered objects by kind and namespace; report what drifted."""
+async def _owned(cluster: Cluster, refs: Iterable[ObjectRef], owner: tuple[str, str]
+                 ) -> dict[str, dict[str, Any]]:
+    """The live objects of `owner` among the kinds and namespaces of `refs`, by id: one list
+    request per kind and namespace."""
     selector = f"{OWNER_NAME_LABEL}={owner[1]},{OWNER_NAMESPACE_LABEL}={owner[0]}"
-    groups: dict[tuple[str, str, str], list[ObjectRef]] = defaultdict(list)
-    for ref in applied.refs.values():
-        groups[(ref.api_version, ref.kind, ref.namespace)].append(ref)
+    groups = sorted({(ref.api_version, ref.kind, ref.namespace) for ref in refs})
     live: dict[str, dict[str, Any]] = {}
-    for api_version, kind, namespace in sorted(groups):
+    for api_version, kind, namespace in groups:
         for obj in await cluster.list(api_version, kind, namespace, selector):
             live[ObjectRef.of(obj).id] = obj
+    return live
+
+
+async def check_live(cluster: Cluster, applied: Applied, owner: tuple[str, str]) -> LiveCheck:
+    """List the remembered objects by kind and namespace; report what drifted."""
+    live = await _owned(cluster, applied.refs.values(), owner)
     drifted = set()
     for ref_id, version in applied.versions.items():
         current = live.get(ref_id)
@@ -107,3 +133,28 @@ async def check_live(cluster: Cluster, applied: Applied, owner: tuple[str, str])
         else:  # only a status moved: remember the new version, nothing to do
             applied.versions[ref_id] = now
     return LiveCheck(drifted, live)
+
+
+async def recall(cluster: Cluster, objects: list[dict[str, Any]], digests: dict[str, str],
+                 owner: tuple[str, str], key: str) -> Applied | None:
+    """What a restarted controller (or one that failed) applied before, as far as the cluster
+    shows it: the `objects` (namespaces defaulted, `digests` by id) whose live copy bears the
+    stamp they would be applied with and was written by nobody else since. None when the
+    acting account may not list them: then everything is applied, as on a first sync."""
+    try:
+        live = await _owned(cluster, map(ObjectRef.of, objects), owner)
+    except KubeError:
+        return None
+    versions, refs = {}, {}
+    for obj in objects:
+        ref = ObjectRef.of(obj)
+        current = live.get(ref.id)
+        if current is None or ref.id not in digests:
+            continue
+        meta = current.get("metadata") or {}
+        if (meta.get("labels") or {}).get(STAMP_LABEL) != \
+                _stamp(key, digests[ref.id]) or edited(current):
+            continue
+        versions[ref.id] = str(meta.get("resourceVersion") or "")
+        refs[ref.id] = ref
+    return Applied(key, "", versions, refs, {i: digests[i] for i in versions})

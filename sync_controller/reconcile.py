@@ -19,7 +19,8 @@ from plinth.render import ORIGIN_ANNOTATION, RenderError, origin_of, reads_any, 
 from sync_controller import conditions as cond
 from sync_controller.api import HealthCheck, KustomizationSpec, spec_of
 from sync_controller import inventory
-from sync_controller.applied_memory import Applied, LiveCheck, check_live, digest, fingerprint
+from sync_controller.applied_memory import (Applied, LiveCheck, check_live, digest, fingerprint,
+                                            recall, stamp)
 from sync_controller.apply import Applier, ApplyError, ApplyResult, Origins
 from sync_controller.drift_watch import DriftWatch
 from sync_controller.health import State, assess
@@ -142,7 +143,7 @@ class KustomizationReconciler:
             warnings = prepared.warnings
             result, pruned, digests = await self._apply_and_prune(
                 ref, status, spec, prepared.objects, self._origins(spec, repo, revision, meta),
-                acting, remembered, drifted)
+                acting, key, remembered, drifted)
             remembered = Applied(key, revision, dict(result.versions),
                                  {r.id: r for r in result.applied}, digests, warnings,
                                  prepared.inputs)
@@ -195,7 +196,8 @@ class KustomizationReconciler:
         try:
             objects = [o for o in await applier.with_namespaces(objects)
                        if ObjectRef.of(o).id in drifted]
-            healed = await applier.run(objects)
+            healed = await applier.run([stamp(o, remembered.fingerprint, digest(o))
+                                        for o in objects])
         except ApplyError as err:
             raise ReconcileError("ReconciliationFailed", str(err)) from None
         except KubeError as err:
@@ -297,11 +299,12 @@ class KustomizationReconciler:
 
     async def _apply_and_prune(self, ref: ObjectRef, status: dict[str, Any],
                                spec: KustomizationSpec, objects: list[dict[str, Any]],
-                               origins: Origins, acting: Cluster,
+                               origins: Origins, acting: Cluster, key: str,
                                remembered: Applied | None, drifted: set[str]
                                ) -> tuple[ApplyResult, PruneResult, dict[str, str]]:
-        """Validate and apply the objects (only those changed since `remembered`, if any),
-        then prune what the revision dropped; also returns each object's digest."""
+        """Validate and apply the objects (only those changed since `remembered`, or, with
+        nothing remembered, since the stamps the cluster shows), stamped with `key`, then
+        prune what the revision dropped; also returns each object's digest."""
         previous = inventory.from_status(status)
         applier = Applier(acting, force=spec.force, default_namespace=ref.namespace,
                           origins=origins)
@@ -313,8 +316,12 @@ class KustomizationReconciler:
                 {r.id: r for r in [*previous, *map(ObjectRef.of, objects)]}.values())
             await self.cluster.patch_status(ref, status)
             digests = {ObjectRef.of(o).id: digest(o) for o in objects}
+            if remembered is None:
+                remembered = await recall(acting, objects, digests, (ref.namespace, ref.name),
+                                          key)
             same = remembered.unchanged(objects, drifted) if remembered is not None else set()
-            result = await applier.run([o for o in objects if ObjectRef.of(o).id not in same])
+            result = await applier.run([stamp(o, key, digests[ObjectRef.of(o).id])
+                                        for o in objects if ObjectRef.of(o).id not in same])
         except ApplyError as err:
             if err.args[0].startswith("validation"):
                 # nothing was applied (or it was removed again): the record was premature
