@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes_asyncio import watch
-
 from sync_controller.applied_memory import edited
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
 from sync_controller.kube import Cluster
@@ -73,13 +71,9 @@ class DriftWatch:
         while True:
             started = time.monotonic()
             try:
-                resource = await self.cluster.resource(api_version, kind)
-                async for event in self.cluster.dynamic.watch(
-                        resource, namespace=namespace or None, label_selector=selector,
-                        timeout=WATCH_SECONDS, watcher=watch.Watch()):
-                    obj = event.get("raw_object")
-                    if isinstance(obj, dict):
-                        self.seen(owner, str(event.get("type")), obj)
+                async for event, obj in self.cluster.watch(api_version, kind, namespace,
+                                                           selector, WATCH_SECONDS):
+                    self.seen(owner, event, obj)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # the API server away, an expired watch: start again

@@ -1,26 +1,35 @@
-"""The Kubernetes API as the controller uses it: server-side apply, get, delete, status patches.
+"""The Kubernetes API as the controller uses it: server-side apply, get, list, delete, watch,
+status patches.
 
-A thin typed layer over kubernetes_asyncio's DynamicClient; discovery is refreshed once when a
-kind is unknown, since a CRD applied a moment ago is not in the cached discovery yet.
+Requests go over one aiohttp session with the credentials kopf logs in with (one config model
+for both: a kubeconfig, or the pod's service account), read and written as plain dicts. No
+client library's generated models are loaded: the controller has no use for them, and they
+held a third of its memory. Discovery is lazy, one request per API group version when a kind
+of it is first used, and asked again once when a kind is unknown, since a CRD applied a moment
+ago is not in it yet.
 """
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import os
 import urllib.parse
 import urllib.request
-from pathlib import Path
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.dynamic import DynamicClient
-from kubernetes_asyncio.dynamic.exceptions import ResourceNotFoundError
-from kubernetes_asyncio.dynamic.resource import Resource
 
 from sync_controller.inventory import ObjectRef
 
+if TYPE_CHECKING:
+    import kopf
+
 FIELD_MANAGER = "plinth"
+# a watch event may be as large as etcd allows an object to be
+_READ_BUFSIZE = 2**21
 
 
 class KubeError(Exception):
@@ -37,12 +46,71 @@ class UnknownKind(KubeError):
     pass
 
 
-async def _body(ref: ObjectRef | str, response: Any) -> dict[str, Any]:
-    """The JSON body of a response, or KubeError for a non-2xx status.
+def login(kubeconfig: str | None, settings: kopf.OperatorSettings | None = None
+          ) -> kopf.ConnectionInfo:
+    """The controller's credentials, as kopf reads them: from `kubeconfig` (kopf reads the
+    KUBECONFIG variable, which is set to it), else from the pod's service account."""
+    import kopf
+    settings = settings or kopf.OperatorSettings()
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig
+        info = kopf.login_with_kubeconfig(settings=settings)
+    else:
+        info = kopf.login_with_service_account(settings=settings)
+    if info is None:
+        raise RuntimeError("no credentials for the API server: neither a kubeconfig nor a "
+                           "service account token")
+    return info
 
-    The DynamicClient reads responses unprocessed (`_preload_content=False`), so an error
-    status arrives as a response, not as an exception: it must be checked here.
-    """
+
+class Connection:
+    """An aiohttp session to the API server. A 401 logs in again once (a service account's
+    token is rotated on disk); the proxy is decided once, as kubectl does (HTTPS_PROXY,
+    NO_PROXY), and the session trusts nothing else from the environment."""
+
+    def __init__(self, login: Callable[[], kopf.ConnectionInfo]) -> None:
+        self._login = login
+        info = login()
+        self.server = info.server.rstrip("/")
+        host = urllib.parse.urlsplit(self.server).hostname or ""
+        proxies = urllib.request.getproxies()
+        self._proxy = info.proxy_url or (
+            proxies.get("https") if not urllib.request.proxy_bypass(host) else None)
+        self._session = self._open(info)
+
+    @staticmethod
+    def _open(info: kopf.ConnectionInfo) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+            headers={**info.as_http_headers(), "User-Agent": "plinth-sync-controller"},
+            trust_env=False, read_bufsize=_READ_BUFSIZE)
+
+    async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                      body: Any = None, content_type: str = "application/json",
+                      headers: dict[str, str] | None = None, timeout: float | None = None
+                      ) -> aiohttp.ClientResponse:
+        """The response, its body unread (the caller reads or releases it)."""
+        for attempt in (1, 2):
+            response = await self._session.request(
+                method, self.server + path, params=params,
+                data=None if body is None else json.dumps(body),
+                headers={**({"Content-Type": content_type} if body is not None else {}),
+                         **(headers or {})},
+                proxy=self._proxy,
+                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else None)
+            if response.status != 401 or attempt == 2:
+                return response
+            response.release()
+            old, self._session = self._session, self._open(self._login())
+            await old.close()
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+async def _body(ref: ObjectRef | str, response: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The JSON body of a response, or KubeError for a non-2xx status."""
     try:
         body = await response.json(content_type=None)
     except ValueError:
@@ -55,50 +123,32 @@ async def _body(ref: ObjectRef | str, response: Any) -> dict[str, Any]:
     return dict(body or {})
 
 
-async def api_client(kubeconfig: str | None) -> client.ApiClient:
-    """From a kubeconfig file, or the in-cluster service account when none is given.
-
-    Sends no request, so the controller can start (and say on /readyz that the API server is
-    unreachable) before the server answers."""
-    configuration = client.Configuration()
-    if kubeconfig:
-        await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    else:
-        config.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration)
-    host = urllib.parse.urlsplit(str(configuration.host)).hostname or ""
-    proxies = urllib.request.getproxies()
-    if not configuration.proxy and proxies.get("https") and \
-            not urllib.request.proxy_bypass(host):
-        configuration.proxy = proxies["https"]  # as kubectl does: HTTPS_PROXY, NO_PROXY
-    api = client.ApiClient(configuration)
-    # The client's aiohttp session trusts the environment, so it reads ~/.netrc and the proxy
-    # variables in a worker thread for every request: two thread hops per object applied.
-    # The proxy is decided once above, and the kubeconfig authenticates, so the session is
-    # replaced by one on the same connection pool that does not look again.
-    rest = api.rest_client
-    trusting = rest.pool_manager
-    rest.pool_manager = aiohttp.ClientSession(
-        connector=trusting.connector, trust_env=False,
-        read_bufsize=2**21)  # as the client's: a watch event may be as large as etcd allows
-    trusting.detach()
-    return api
-
-
 def service_account_user(namespace: str, name: str) -> str:
     return f"system:serviceaccount:{namespace}:{name}"
 
 
+@dataclass(frozen=True)
+class Resource:
+    """A kind as discovery serves it."""
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def path(self, name: str | None = None, namespace: str | None = None) -> str:
+        base = f"/apis/{self.api_version}" if "/" in self.api_version else \
+            f"/api/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{urllib.parse.quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        return base + (f"/{urllib.parse.quote(name, safe='')}" if name else "")
+
+
 class Cluster:
-    def __init__(self, api: client.ApiClient, dynamic: DynamicClient) -> None:
-        self._refresh = asyncio.Lock()
-        self._refreshes = 0
-        # (apiVersion, kind) -> Resource, until discovery is refreshed: the discovery cache
-        # answers a lookup by searching all its groups, a cost paid per object otherwise
-        self._found: dict[tuple[str, str], Resource] = {}
-        self.api = api
-        self.dynamic = dynamic
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
         self.user: str | None = None  # impersonated; None: the controller's own identity
+        self._discovery = _Discovery(connection)
 
     def impersonating(self, user: str | None) -> Cluster:
         """The same connection and discovery, acting as `user` (the API server adds a service
@@ -111,61 +161,42 @@ class Cluster:
         return other
 
     def _headers(self) -> dict[str, str]:
-        """Fresh per call: the client adds its own headers to the dict it is given."""
         return {"Impersonate-User": self.user} if self.user else {}
 
     @classmethod
-    async def connect(cls, api: client.ApiClient, cache_dir: Path) -> Cluster:
-        """Discovery over `api` (cached in `cache_dir`): the first step that needs the server."""
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        dynamic = await DynamicClient(api, cache_file=str(cache_dir / "discovery.json"))
-        return cls(api, dynamic)
+    async def connect(cls, connection: Connection) -> Cluster:
+        """The first step that needs the server: fails while it does not answer."""
+        await _body("API server", await connection.request("GET", "/api"))
+        return cls(connection)
 
     async def resource(self, api_version: str, kind: str) -> Resource:
-        found = self._found.get((api_version, kind))
-        if found is not None:
-            return found
-        seen = self._refreshes
-        # Discovery rebuilds its cache in place: a lookup during a refresh reads a half-built
-        # cache (KeyError 'apis'), so lookups and refreshes take turns.
-        async with self._refresh:
-            try:
-                found = await self.dynamic.resources.get(api_version=api_version, kind=kind)
-            except ResourceNotFoundError:
-                if self._refreshes == seen:  # many misses at once (a new CRD's): one refresh
-                    await self.dynamic.resources.invalidate_cache()
-                    self._refreshes += 1
-                    self._found.clear()
-            if found is None:
-                try:
-                    found = await self.dynamic.resources.get(api_version=api_version, kind=kind)
-                except ResourceNotFoundError:
-                    raise UnknownKind(f"{kind} ({api_version})", 404,
-                                      f"the API server does not serve {api_version} {kind}"
-                                      ) from None
-            self._found[(api_version, kind)] = found
-            return found
+        return await self._discovery.find(api_version, kind)
 
     async def is_namespaced(self, ref: ObjectRef) -> bool:
-        return bool((await self.resource(ref.api_version, ref.kind)).namespaced)
+        return (await self.resource(ref.api_version, ref.kind)).namespaced
+
+    async def _call(self, ref: ObjectRef | str, method: str, path: str,
+                    params: dict[str, str] | None = None, body: Any = None,
+                    content_type: str = "application/json") -> dict[str, Any]:
+        return await _body(ref, await self.connection.request(
+            method, path, params=params, body=body, content_type=content_type,
+            headers=self._headers()))
 
     async def apply(self, obj: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         """Server-side apply as field manager `plinth`, taking over conflicting fields like Flux."""
         ref = ObjectRef.of(obj)
         resource = await self.resource(ref.api_version, ref.kind)
-        query = [("fieldValidation", "Strict")]
-        return await _body(ref, await self.dynamic.server_side_apply(
-            resource, body=obj, name=ref.name, namespace=ref.namespace or None,
-            force_conflicts=True, field_manager=FIELD_MANAGER,
-            dry_run="All" if dry_run else None, query_params=query, serialize=False,
-            header_params=self._headers()))
+        params = {"fieldManager": FIELD_MANAGER, "force": "true", "fieldValidation": "Strict"}
+        if dry_run:
+            params["dryRun"] = "All"
+        # JSON is YAML: the apply patch type takes either
+        return await self._call(ref, "PATCH", resource.path(ref.name, ref.namespace or None),
+                                params, obj, "application/apply-patch+yaml")
 
     async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         resource = await self.resource(ref.api_version, ref.kind)
         try:
-            return await _body(ref, await self.dynamic.get(
-                resource, name=ref.name, namespace=ref.namespace or None, serialize=False,
-                header_params=self._headers()))
+            return await self._call(ref, "GET", resource.path(ref.name, ref.namespace or None))
         except KubeError as err:
             if err.status == 404:
                 return None
@@ -175,10 +206,8 @@ class Cluster:
         """Delete in the background (dependents too); False when it was already gone."""
         resource = await self.resource(ref.api_version, ref.kind)
         try:
-            await _body(ref, await self.dynamic.delete(
-                resource, name=ref.name, namespace=ref.namespace or None,
-                propagation_policy="Background", serialize=False,
-                header_params=self._headers()))
+            await self._call(ref, "DELETE", resource.path(ref.name, ref.namespace or None),
+                             {"propagationPolicy": "Background"})
             return True
         except KubeError as err:
             if err.status == 404:
@@ -187,12 +216,10 @@ class Cluster:
 
     async def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         resource = await self.resource(ref.api_version, ref.kind)
-        path = resource.path(name=ref.name, namespace=ref.namespace or None) + "/status"
+        path = resource.path(ref.name, ref.namespace or None) + "/status"
         try:
-            await _body(ref, await self.dynamic.request(
-                "patch", path, body={"status": status},
-                content_type="application/merge-patch+json", serialize=False,
-                header_params=self._headers()))
+            await self._call(ref, "PATCH", path, body={"status": status},
+                             content_type="application/merge-patch+json")
         except KubeError as err:
             if err.status != 404:  # deleted meanwhile: nothing left to report on
                 raise
@@ -200,7 +227,65 @@ class Cluster:
     async def list(self, api_version: str, kind: str, namespace: str,
                    label_selector: str | None = None) -> list[dict[str, Any]]:
         resource = await self.resource(api_version, kind)
-        body = await _body(f"{kind} list", await self.dynamic.get(
-            resource, namespace=namespace, label_selector=label_selector, serialize=False,
-            header_params=self._headers()))
+        params = {"labelSelector": label_selector} if label_selector else None
+        body = await self._call(f"{kind} list", "GET", resource.path(None, namespace or None),
+                                params)
         return [dict(item, apiVersion=api_version, kind=kind) for item in body.get("items") or []]
+
+    async def watch(self, api_version: str, kind: str, namespace: str, label_selector: str,
+                    timeout: int) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(type, object) of each event, from now until the server ends the stream after
+        `timeout` seconds; an ERROR event (an expired watch) ends it too."""
+        resource = await self.resource(api_version, kind)
+        params = {"watch": "true", "labelSelector": label_selector,
+                  "timeoutSeconds": str(timeout)}
+        response = await self.connection.request(
+            "GET", resource.path(None, namespace or None), params=params,
+            headers=self._headers(), timeout=timeout + 30)  # the server ends it first
+        if response.status != 200:
+            await _body(f"{kind} watch", response)
+        try:
+            async for line in response.content:
+                event = json.loads(line)
+                kind_of, obj = str(event.get("type")), event.get("object")
+                if kind_of == "ERROR" or not isinstance(obj, dict):
+                    return
+                yield kind_of, obj
+        finally:
+            response.release()
+
+
+class _Discovery:
+    """Kinds by API group version, each asked for when first used."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._lock = asyncio.Lock()
+        self._kinds: dict[str, dict[str, Resource]] = {}  # apiVersion -> kind -> Resource
+        self._asked: dict[str, int] = {}  # apiVersion -> times asked
+
+    async def find(self, api_version: str, kind: str) -> Resource:
+        found = self._kinds.get(api_version, {}).get(kind)
+        if found is not None:
+            return found
+        seen = self._asked.get(api_version, 0)
+        async with self._lock:  # many misses at once (a new CRD's objects): one request
+            if self._asked.get(api_version, 0) == seen:
+                self._kinds[api_version] = await self._ask(api_version)
+                self._asked[api_version] = seen + 1
+        found = self._kinds[api_version].get(kind)
+        if found is None:
+            raise UnknownKind(f"{kind} ({api_version})", 404,
+                              f"the API server does not serve {api_version} {kind}")
+        return found
+
+    async def _ask(self, api_version: str) -> dict[str, Resource]:
+        path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+        try:
+            body = await _body(api_version, await self._connection.request("GET", path))
+        except KubeError as err:
+            if err.status == 404:  # no such group version (yet)
+                return {}
+            raise
+        return {r["kind"]: Resource(api_version, r["kind"], r["name"], bool(r["namespaced"]))
+                for r in body.get("resources") or [] if "/" not in r["name"]}

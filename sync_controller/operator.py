@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,6 @@ import kopf
 from plinth.forge import StatusState
 from plinth.kinds import GROUP, PLURALS, VERSION
 from plinth.reconcile_request import HANDLED_AT, requested
-from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from sync_controller import conditions as cond
 from sync_controller import inventory
@@ -28,7 +25,7 @@ from sync_controller.gitrepository import GitRepositoryReconciler
 from sync_controller.image_automation import ImageAutomation
 from sync_controller.image_reflector import ImageReflector
 from sync_controller.inventory import ObjectRef
-from sync_controller.kube import Cluster, api_client
+from sync_controller.kube import Cluster, Connection, KubeError, login
 from sync_controller.metrics import Metrics, ProbeServer
 from sync_controller.prune import prune, wait_gone
 from sync_controller.readiness import Readiness
@@ -124,9 +121,7 @@ class Controller:
 
     async def run(self) -> None:
         """Serve the probes at once, then connect and run the operator until stopped."""
-        if self.options.kubeconfig:
-            os.environ["KUBECONFIG"] = self.options.kubeconfig  # for kopf's own login
-        api = await api_client(self.options.kubeconfig)
+        api = Connection(lambda: login(self.options.kubeconfig))
         started = asyncio.Event()
         probes = ProbeServer(self.metrics, Readiness(api, started), self.options.probe_address,
                              self.options.probe_port)
@@ -138,14 +133,14 @@ class Controller:
             await probes.stop()
             await api.close()
 
-    async def _connect(self, api: ApiClient) -> Cluster:
+    async def _connect(self, api: Connection) -> Cluster:
         """Discovery needs the API server. While it is away, wait for it with backoff, alive
         and not ready (/readyz says why), rather than exit into a restart loop."""
         failures = 0
         while True:
             try:
-                return await Cluster.connect(api, self.options.cache_dir / "discovery")
-            except (aiohttp.ClientError, asyncio.TimeoutError, ApiException) as err:
+                return await Cluster.connect(api)
+            except (aiohttp.ClientError, asyncio.TimeoutError, KubeError) as err:
                 delay = min(2.0 * 2.0 ** failures, MAX_CONNECT_BACKOFF)
                 log.warning("API server not reachable; retrying",
                             extra={"error": str(err), "retry_in": delay})
@@ -192,10 +187,8 @@ class Controller:
             settings.watching.connect_timeout = 30
 
         @kopf.on.login(registry=registry)
-        def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-            if self.options.kubeconfig:
-                return kopf.login_with_kubeconfig(**kwargs)
-            return kopf.login_with_service_account(**kwargs)
+        def credentials(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+            return login(self.options.kubeconfig, settings)
 
         for plural, kind in PLURALS.items():
             self._register_kind(plural, kind)

@@ -13,15 +13,15 @@ import time
 from collections.abc import Callable
 
 import aiohttp
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
+
+from sync_controller.kube import Connection
 
 TTL = 5.0  # seconds an answer stands: a probe every 10 s costs at most one request
 TIMEOUT = 2.0  # a hanging API server is as unready as an absent one
 
 
 class Readiness:
-    def __init__(self, api: client.ApiClient, started: asyncio.Event, *, ttl: float = TTL,
+    def __init__(self, api: Connection, started: asyncio.Event, *, ttl: float = TTL,
                  timeout: float = TIMEOUT, clock: Callable[[], float] = time.monotonic) -> None:
         self.api, self.started = api, started
         self.ttl, self.timeout, self.clock = ttl, timeout, clock
@@ -49,10 +49,10 @@ class Readiness:
 
     async def _ask(self) -> str | None:
         try:
-            await self.api.call_api("/readyz", "GET", auth_settings=["BearerToken"],
-                                    _request_timeout=self.timeout)
-        except ApiException as err:
-            return f"API server answered {err.status} {err.reason} to GET /readyz"
+            response = await self.api.request("GET", "/readyz", timeout=self.timeout)
+            response.release()
+            if response.status != 200:
+                return f"API server answered {response.status} {response.reason} to GET /readyz"
         except asyncio.TimeoutError:
             return f"API server did not answer GET /readyz within {self.timeout:g}s"
         except aiohttp.ClientError as err:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import kopf
 from aiohttp import web
-from kubernetes_asyncio import client
 
 from plinth.localenv.process import free_port
+from sync_controller.kube import Connection
 from sync_controller.readiness import Readiness
 
 
@@ -34,10 +35,8 @@ async def with_api_server(status: int, test: Callable[[Readiness, list[str], Clo
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    configuration = client.Configuration(host=f"http://127.0.0.1:{port}")
-    configuration.api_key = {"BearerToken": "t0ken"}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    api = client.ApiClient(configuration)
+    api = Connection(lambda: kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}",
+                                                 token="t0ken"))
     started = asyncio.Event()
     started.set()
     clock = Clock()
