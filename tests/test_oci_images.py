@@ -185,7 +185,7 @@ def test_the_controller_image_is_what_the_dockerfile_defines() -> None:
 
 def test_the_dockerfile_names_its_packages_once_and_its_runtime_in_exec_form() -> None:
     packages = dockerfile.pip_packages(builds.DOCKERFILE)
-    assert "kopf" in packages and "kubernetes-asyncio" in packages
+    assert "kopf" in packages and "aiohttp" in packages
     assert len(packages) == len(set(packages))
     runtime = dockerfile.runtime_config(builds.DOCKERFILE, {"VERSION": "1.2.3"})
     assert runtime.entrypoint[0] == "python3"
