@@ -149,9 +149,21 @@ def _controller_layer() -> Layer:
             _pip("--no-deps", str(project), target=site)
             for url_file in site.glob("*.dist-info/direct_url.json"):
                 url_file.unlink()  # names the folder it was built in
+            _compile(site, "/opt/plinth/site-packages")
             return layer_from_tree(Path(tmp) / "opt", dest, prefix="opt", owner=(0, 0))
 
     return _cached("controller-app", key, make)
+
+
+def _compile(site: Path, path_in_image: str) -> None:
+    """Bytecode for every module, as the Dockerfile compiles it: hash-based and unchecked (the
+    image's files never change), naming the files where the image has them."""
+    argv = [sys.executable, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
+            "unchecked-hash", "-d", path_in_image, str(site)]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ImageBuildError(f"compiling the controller image's modules failed:\n"
+                              f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
 
 
 def _pip(*args: str, target: Path) -> None:
