@@ -142,7 +142,11 @@ class Controller:
             "apiVersion": f"{self.api.kustomize_group}/v1", "kind": "Kustomization",
             "metadata": {"name": "app", "namespace": namespace},
             "spec": {"sourceRef": {"kind": "GitRepository", "name": "repo"}, "path": path,
-                     "interval": "1h", "prune": True, "targetNamespace": namespace}})
+                     "interval": "1h", "prune": True, "targetNamespace": namespace,
+                     # Plinth bounds kustomize by it, and a build of 10,000 objects outlasts
+                     # the default 5 minutes on a slow machine (kustomize's accumulation of
+                     # resources is quadratic)
+                     "timeout": "30m"}})
 
     def suspend(self, namespace: str) -> None:
         """Its objects rest once measured: a controller started later (the next peer's turn

@@ -289,13 +289,12 @@ def main() -> None:
                     **summarise({p: r for p, r in runs.items() if r})}
                 print(json.dumps({workload.name: report["workloads"][workload.name]["ratios"]}),
                       file=sys.stderr, flush=True)
+                if args.output:  # what is measured stays, should a later workload not end
+                    args.output.write_text(json.dumps(report, indent=2) + "\n")
         finally:
             reader.stop()
             server.stop()
-    text = json.dumps(report, indent=2)
-    if args.output:
-        args.output.write_text(text + "\n")
-    print(text)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
