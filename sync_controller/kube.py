@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 FIELD_MANAGER = "plinth"
 # a watch event may be as large as etcd allows an object to be
 _READ_BUFSIZE = 2**21
+# a request's bound unless it says otherwise (aiohttp's own default); a hung API server must
+# not hang a reconcile for ever
+REQUEST_SECONDS = 300.0
 
 
 class KubeError(Exception):
@@ -97,7 +100,7 @@ class Connection:
                 headers={**({"Content-Type": content_type} if body is not None else {}),
                          **(headers or {})},
                 proxy=self._proxy,
-                timeout=aiohttp.ClientTimeout(total=timeout) if timeout else None)
+                timeout=aiohttp.ClientTimeout(total=timeout or REQUEST_SECONDS))
             if response.status != 401 or attempt == 2:
                 return response
             response.release()
