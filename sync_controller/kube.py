@@ -80,6 +80,7 @@ class Connection:
         self._proxy = info.proxy_url or (
             proxies.get("https") if not urllib.request.proxy_bypass(host) else None)
         self._session = self._open(info)
+        self._relogin = asyncio.Lock()
 
     @staticmethod
     def _open(info: kopf.ConnectionInfo) -> aiohttp.ClientSession:
@@ -93,20 +94,22 @@ class Connection:
                       headers: dict[str, str] | None = None, timeout: float | None = None
                       ) -> aiohttp.ClientResponse:
         """The response, its body unread (the caller reads or releases it)."""
-        for attempt in (1, 2):
-            response = await self._session.request(
-                method, self.server + path, params=params,
-                data=None if body is None else json.dumps(body),
-                headers={**({"Content-Type": content_type} if body is not None else {}),
-                         **(headers or {})},
-                proxy=self._proxy,
-                timeout=aiohttp.ClientTimeout(total=timeout or REQUEST_SECONDS))
-            if response.status != 401 or attempt == 2:
-                return response
-            response.release()
-            old, self._session = self._session, self._open(self._login())
-            await old.close()
-        raise AssertionError("unreachable")
+        session = self._session
+        kwargs: dict[str, Any] = {
+            "params": params, "data": None if body is None else json.dumps(body),
+            "headers": {**({"Content-Type": content_type} if body is not None else {}),
+                        **(headers or {})},
+            "proxy": self._proxy,
+            "timeout": aiohttp.ClientTimeout(total=timeout or REQUEST_SECONDS)}
+        response = await session.request(method, self.server + path, **kwargs)
+        if response.status != 401:
+            return response
+        response.release()
+        async with self._relogin:  # many requests refused at once: one login
+            if self._session is session:
+                self._session = self._open(self._login())
+                await session.close()
+        return await self._session.request(method, self.server + path, **kwargs)
 
     async def close(self) -> None:
         await self._session.close()

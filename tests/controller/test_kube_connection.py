@@ -56,6 +56,13 @@ def test_a_refused_token_logs_in_again_once() -> None:
     asyncio.run(with_server("new", test, ["old", "new"]))
 
 
+def test_requests_refused_at_once_log_in_again_once() -> None:
+    async def test(connection: Connection, asked: list[str], logins: list[str]) -> None:
+        await asyncio.gather(*(Cluster.connect(connection) for _ in range(5)))
+        assert logins == ["old", "new"] and asked.count("Bearer new") == 5
+    asyncio.run(with_server("new", test, ["old", "new"]))
+
+
 def test_a_token_refused_again_is_an_error_not_a_loop() -> None:
     async def test(connection: Connection, asked: list[str], logins: list[str]) -> None:
         with pytest.raises(KubeError) as raised:
