@@ -10,10 +10,10 @@ import kopf
 import pytest
 from aiohttp import web
 
-from plinth.localenv.process import free_port
 from sync_controller.inventory import ObjectRef
 from sync_controller.kube import Cluster, Connection, KubeError, UnknownKind, login
 from tests.controller.harness import Kube, wait_for
+from tests.controller.stand_in import stand_in_server
 
 
 async def with_server(accepted: str, test: Callable[[Connection, list[str], list[str]],
@@ -30,22 +30,16 @@ async def with_server(accepted: str, test: Callable[[Connection, list[str], list
             return web.json_response({"message": "Unauthorized"}, status=401)
         return web.json_response({"kind": "APIVersions", "versions": ["v1"]})
 
-    def next_login() -> kopf.ConnectionInfo:
-        logins.append(tokens[min(len(logins), len(tokens) - 1)])
-        return kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}", token=logins[-1])
+    async with stand_in_server("/api", api) as url:
+        def next_login() -> kopf.ConnectionInfo:
+            logins.append(tokens[min(len(logins), len(tokens) - 1)])
+            return kopf.ConnectionInfo(server=url, token=logins[-1])
 
-    app = web.Application()
-    app.router.add_get("/api", api)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    connection = Connection(next_login)
-    try:
-        await test(connection, asked, logins)
-    finally:
-        await connection.close()
-        await runner.cleanup()
+        connection = Connection(next_login)
+        try:
+            await test(connection, asked, logins)
+        finally:
+            await connection.close()
 
 
 def test_a_refused_token_logs_in_again_once() -> None:

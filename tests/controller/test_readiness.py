@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 import kopf
 from aiohttp import web
 
-from plinth.localenv.process import free_port
 from sync_controller.kube import Connection
 from sync_controller.readiness import Readiness
+from tests.controller.stand_in import stand_in_server
 
 
 class Clock:
@@ -29,22 +29,15 @@ async def with_api_server(status: int, test: Callable[[Readiness, list[str], Clo
         asked.append(request.headers.get("Authorization", ""))
         return web.Response(status=status, text="ok" if status == 200 else "etcd failed")
 
-    app = web.Application()
-    app.router.add_get("/readyz", readyz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    api = Connection(lambda: kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}",
-                                                 token="t0ken"))
-    started = asyncio.Event()
-    started.set()
-    clock = Clock()
-    try:
-        await test(Readiness(api, started, ttl=5.0, clock=clock), asked, clock)
-    finally:
-        await api.close()
-        await runner.cleanup()
+    async with stand_in_server("/readyz", readyz) as url:
+        api = Connection(lambda: kopf.ConnectionInfo(server=url, token="t0ken"))
+        started = asyncio.Event()
+        started.set()
+        clock = Clock()
+        try:
+            await test(Readiness(api, started, ttl=5.0, clock=clock), asked, clock)
+        finally:
+            await api.close()
 
 
 def test_probes_within_the_ttl_cost_one_request_with_the_controllers_credentials() -> None:
