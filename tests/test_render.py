@@ -109,7 +109,7 @@ BAD_INPUTS = {
                                             "metadata": {"name": "web"},
                                             "spec": {"replicas": "two", "selector": {},
                                                      "template": {}}}},
-                         "  o/deploy.yaml: Deployment web: spec.replicas: 'two' is not of type"),
+                         '  o/deploy.yaml: Deployment web: spec.replicas: "two" is not of types'),
     "invalid_object_in_a_base": ({"o/kustomization.yaml": kustomization("../base"),
                                   "base/kustomization.yaml": kustomization("deploy.yaml"),
                                   "base/deploy.yaml": {"apiVersion": "apps/v1",
@@ -119,6 +119,22 @@ BAD_INPUTS = {
                                                                 "selector": {},
                                                                 "template": {}}}},
                                  "  base/deploy.yaml: Deployment web: spec.replicas"),
+    # A repository's CRD is input too: its schema may point anywhere, and nothing is fetched.
+    "crd_schema_reaching_out": ({"o/kustomization.yaml": kustomization("crd.yaml", "w.yaml"),
+                                 "o/crd.yaml": {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"kind": "Widget", "plural": "widgets"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                     "openAPIV3Schema": {"type": "object", "properties": {
+                         "spec": {"$ref": "file:///etc/passwd"}}}}}]}},
+                                 "o/w.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
+                                              "metadata": {"name": "w"}, "spec": {}}},
+                                "  o/w.yaml: Widget w: the CRD schema of example.com/v1 Widget is "
+                                "not a usable JSON schema: Resource 'file:///etc/passwd' is not "
+                                "present in a registry and retrieving it failed: Retrieval is "
+                                "disabled"),
     "unknown_kind": ({"o/kustomization.yaml": kustomization("x.yaml"),
                       "o/x.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
                                    "metadata": {"name": "w"}}},
@@ -160,7 +176,7 @@ def test_crd_and_its_custom_resource_in_one_render_validate(tmp_path: Path) -> N
     assert run("render", str(repo / "o"))[0] == 0
     write_tree(repo, {"o/w.yaml": {**widget, "spec": {"size": "big"}}})
     code, _, err = run("render", str(repo / "o"))
-    assert code == 2 and "Widget apps/w: spec.size: 'big' is not of type 'integer'" in err
+    assert code == 2 and 'Widget apps/w: spec.size: "big" is not of type "integer"' in err
 
 
 def test_validate_reports_each_broken_overlay(scaffolded: Path, tmp_path: Path) -> None:

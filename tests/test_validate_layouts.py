@@ -86,7 +86,7 @@ def test_crds_in_the_repository_are_schemas_without_flags(tmp_path: Path) -> Non
     write_tree(repo, {"clusters/prod/apps.yaml": {**FLUX_KUSTOMIZATION, "spec": {
         "path": "./apps", "interval": 10}}})
     code, out, _ = run("validate", str(repo))
-    assert code == 1 and "spec.interval: 10 is not of type 'string'" in out, out
+    assert code == 1 and 'spec.interval: 10 is not of type "string"' in out, out
     commit_all(repo, "fleet")  # render finds the repository (and its CRDs) by git
     code, _, err = run("render", str(repo / "clusters" / "prod"))
     assert code == 2 and "clusters/prod/apps.yaml: Kustomization flux-system/apps" in err

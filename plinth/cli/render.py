@@ -48,10 +48,10 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool, crds: tuple[
     tree) before it counts as unknown. `repo_root` defaults to the git work tree around PATH."""
     from plinth.render import RenderError, render, repository_root
 
-    # The schema libraries load in a thread while kustomize runs, on the other core: a render
-    # then costs little more than kustomize itself.
-    preload = threading.Thread(target=importlib.import_module, args=("plinth.schemas",),
-                               daemon=True)
+    # The schema library and the shared definitions load in a thread while kustomize runs, on
+    # the other core: a render then costs little more than kustomize itself.
+    preload = threading.Thread(
+        target=lambda: importlib.import_module("plinth.schemas").warm(), daemon=True)
     preload.start()
     root = repo_root or repository_root(path)
     try:
