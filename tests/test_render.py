@@ -179,6 +179,24 @@ def test_crd_and_its_custom_resource_in_one_render_validate(tmp_path: Path) -> N
     assert code == 2 and 'Widget apps/w: spec.size: "big" is not of type "integer"' in err
 
 
+def test_every_problem_of_an_object_is_listed_in_path_order(tmp_path: Path) -> None:
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+              "spec": {"replicas": "two", "paused": "no", "bogus": 1, "selector": {},
+                       "template": {}}}
+    repo = write_tree(tmp_path / "repo", {"o/kustomization.yaml": kustomization("d.yaml"),
+                                          "o/d.yaml": deploy})
+    commit_all(repo, "three problems")
+    code, _, err = run("render", str(repo / "o"))
+    assert code == 2
+    listed = [line.strip() for line in err.splitlines() if line.startswith("  ")]
+    assert listed == [
+        "o/d.yaml: Deployment web: spec: Additional properties are not allowed ('bogus' was "
+        "unexpected)",
+        'o/d.yaml: Deployment web: spec.paused: "no" is not of types "null", "boolean"',
+        'o/d.yaml: Deployment web: spec.replicas: "two" is not of types "null", "integer"',
+    ], err
+
+
 def test_validate_reports_each_broken_overlay(scaffolded: Path, tmp_path: Path) -> None:
     repo = tmp_path / "gitops"
     shutil.copytree(scaffolded, repo)
