@@ -122,7 +122,8 @@ class SchemaSet:
                             "--crd, or --skip-unknown)", unknown=True)]
         if isinstance(validator, str):
             return [Problem(where, name, validator)]
-        errors = sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.instance_path])
+        # Two paths first differ below one node, so there both are keys or both are indexes.
+        errors = sorted(validator.iter_errors(obj), key=lambda e: list(e.instance_path))
         return [Problem(where, name, f"{_path(err.instance_path)}: {err.message}")
                 for err in errors]
 
@@ -258,18 +259,22 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
                 and "additionalProperties" not in node):
             node["additionalProperties"] = False
         for key in ("properties", "patternProperties"):
-            for child in (node.get(key) or {}).values():
+            children = node.get(key)
+            for child in children.values() if isinstance(children, dict) else ():
                 walk(child)
         for key in ("items", "additionalProperties", "not"):
             walk(node.get(key))
         for key in ("allOf", "anyOf", "oneOf"):
-            for child in node.get(key) or []:
+            children = node.get(key)
+            for child in children if isinstance(children, list) else ():
                 walk(child)
 
     walk(schema)
     # apiVersion, kind and metadata are always allowed at the root, whatever the CRD lists.
+    # (A `properties` that is no mapping is left for the validator to call the schema unusable.)
     props = schema.setdefault("properties", {})
-    props.setdefault("apiVersion", {"type": "string"})
-    props.setdefault("kind", {"type": "string"})
-    props.setdefault("metadata", {"type": "object"})
+    if isinstance(props, dict):
+        props.setdefault("apiVersion", {"type": "string"})
+        props.setdefault("kind", {"type": "string"})
+        props.setdefault("metadata", {"type": "object"})
     return schema

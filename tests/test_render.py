@@ -135,6 +135,18 @@ BAD_INPUTS = {
                                 "not a usable JSON schema: Resource 'file:///etc/passwd' is not "
                                 "present in a registry and retrieving it failed: Retrieval is "
                                 "disabled"),
+    "crd_schema_malformed": ({"o/kustomization.yaml": kustomization("crd.yaml", "w.yaml"),
+                              "o/crd.yaml": {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"kind": "Widget", "plural": "widgets"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                     "openAPIV3Schema": {"type": "object", "properties": "spec"}}}]}},
+                              "o/w.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
+                                           "metadata": {"name": "w"}}},
+                             "  o/w.yaml: Widget w: the CRD schema of example.com/v1 Widget is not "
+                             'a usable JSON schema: "spec" is not of type "object"'),
     "unknown_kind": ({"o/kustomization.yaml": kustomization("x.yaml"),
                       "o/x.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
                                    "metadata": {"name": "w"}}},
