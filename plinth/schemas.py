@@ -99,11 +99,17 @@ class SchemaSet:
             self.add_crd(crd)
 
     def add_crd(self, crd: dict[str, Any]) -> None:
-        spec = crd.get("spec") or {}
-        group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
-        for version in spec.get("versions") or []:
-            schema = (version.get("schema") or {}).get("openAPIV3Schema")
-            if group and kind and isinstance(schema, dict):
+        """Each version's schema; parts not shaped as a CRD's are passed over (the CRD object
+        itself is validated as a built-in kind, which names what is wrong with it)."""
+        spec = _mapping(crd.get("spec"))
+        group, kind = spec.get("group"), _mapping(spec.get("names")).get("kind")
+        if not isinstance(group, str) or not isinstance(kind, str):
+            return
+        versions = spec.get("versions")
+        for version in versions if isinstance(versions, list) else ():
+            version = _mapping(version)
+            schema = _mapping(version.get("schema")).get("openAPIV3Schema")
+            if isinstance(version.get("name"), str) and isinstance(schema, dict):
                 key = (f"{group}/{version['name']}", kind)
                 self._crd[key] = _strict(schema)
                 self._crd_validators.pop(key, None)
@@ -227,6 +233,10 @@ def repository_crds(root: Path) -> list[dict[str, Any]]:
         crds.extend(d for d in docs if isinstance(d, dict)
                     and d.get("kind") == "CustomResourceDefinition")
     return crds
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _without_origin(obj: dict[str, Any]) -> dict[str, Any]:

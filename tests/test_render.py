@@ -147,6 +147,14 @@ BAD_INPUTS = {
                                            "metadata": {"name": "w"}}},
                              "  o/w.yaml: Widget w: the CRD schema of example.com/v1 Widget is not "
                              'a usable JSON schema: "spec" is not of type "object"'),
+    "crd_not_shaped_as_one": ({"o/kustomization.yaml": kustomization("crd.yaml"),
+                               "o/crd.yaml": {"apiVersion": "apiextensions.k8s.io/v1",
+                                              "kind": "CustomResourceDefinition",
+                                              "metadata": {"name": "widgets.example.com"},
+                                              "spec": {"group": "example.com",
+                                                       "names": "Widget", "versions": ["v1"]}}},
+                              "  o/crd.yaml: CustomResourceDefinition widgets.example.com: "
+                              'spec.names: "Widget" is not of types "null", "object"'),
     "unknown_kind": ({"o/kustomization.yaml": kustomization("x.yaml"),
                       "o/x.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
                                    "metadata": {"name": "w"}}},
