@@ -220,7 +220,10 @@ def resolve(tree: SourceTree, rel: str) -> str:
     A link to an absolute path, or whose `..` climbs above the root, or a chain of more than
     MAX_LINK_HOPS links, is a TreeError naming the link; `rel` climbing out by itself is
     LeavesTree. A missing path resolves to itself: the reader reports it, with its context.
+    A NUL byte names no file anywhere, and is a TreeError too.
     """
+    if "\0" in rel:
+        raise TreeError("holds a NUL byte, which no file name can")
     pending: list[tuple[str, str | None]] = [(part, None) for part in _split(rel)]
     done: list[str] = []
     hops = 0

@@ -155,6 +155,9 @@ BAD_INPUTS = {
                                                        "names": "Widget", "versions": ["v1"]}}},
                               "  o/crd.yaml: CustomResourceDefinition widgets.example.com: "
                               'spec.names: "Widget" is not of types "null", "object"'),
+    "nul_in_a_path": ({"o/kustomization.yaml": kustomization("cm.yaml\0"),
+                       "o/cm.yaml": configmap("c", {"k": "v"})},
+                      "o/kustomization.yaml: resources entry 'cm.yaml\\x00': holds a NUL byte"),
     "unknown_kind": ({"o/kustomization.yaml": kustomization("x.yaml"),
                       "o/x.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
                                    "metadata": {"name": "w"}}},
