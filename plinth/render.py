@@ -39,8 +39,11 @@ KUSTOMIZE_SECONDS = 60
 # becomes kustomize: a preexec_fn may deadlock in a threaded parent (the controller renders in
 # worker threads), and a limit set after the start would race with kustomize's first
 # allocations. A lower hard limit already in place (a container's) stays.
-_GO_CRASH = re.compile(r"^(?:fatal error|panic): .*$", re.MULTILINE)
-_GO_STACK = re.compile(r"^goroutine \d+ ", re.MULTILINE)
+# A Go crash dump: its first line says why (a fatal error, a panic, or a signal such as a
+# SIGSEGV in the vDSO when memory runs out), then come stacks, which are never shown.
+_GO_CRASH = re.compile(r"^(?:fatal error|panic|SIG[A-Z]+): .*$", re.MULTILINE)
+_GO_DUMP = re.compile(r"^(?:goroutine \d+ |runtime stack:|PC=0x)", re.MULTILINE)
+_GO_MEMORY = ("out of memory", "cannot allocate memory")
 _MAX_MESSAGE_CHARS = 1000
 # libyaml's parser where PyYAML has it (the same safe types, ten times quicker on big output)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -137,7 +140,8 @@ def _parse(text: str, rel: str) -> list[dict[str, Any]]:
     try:
         return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc is not None]
     except yaml.YAMLError as err:
-        raise RenderError(f"{rel}: kustomize produced unreadable YAML: {err}") from err
+        raise RenderError(f"{rel}: kustomize produced unreadable YAML: {_one_line(str(err))}"
+                          ) from err
     except RecursionError:
         raise RenderError(f"{rel}: kustomize's output nests too deeply to read") from None
 
@@ -255,14 +259,17 @@ def _failure(returncode: int, stderr: str, tree: Path, limit: int) -> str:
     """kustomize's failure in one line: a crash or a kill is said so, never dumped."""
     if returncode < 0:
         return f"kustomize was killed by {signal.Signals(-returncode).name}"
-    crash = _GO_CRASH.search(stderr)
-    if crash and _GO_STACK.search(stderr):
-        reason = crash.group(0)
-        if "memory" in reason:
+    if _GO_DUMP.search(stderr):
+        crash = _GO_CRASH.search(stderr)
+        reason = _one_line(crash.group(0)) if crash else "a Go runtime failure"
+        if any(words in stderr for words in _GO_MEMORY):
             return (f"kustomize ran out of memory (its limit is "
                     f"{limit >> 20} MiB) and crashed: {reason}")
         return f"kustomize crashed: {reason}"
-    message = " ".join(stderr.replace(str(tree) + "/", "").replace(str(tree), ".").split())
-    if len(message) > _MAX_MESSAGE_CHARS:
-        message = message[:_MAX_MESSAGE_CHARS] + "..."
-    return f"kustomize: {message}"
+    return f"kustomize: {_one_line(stderr.replace(str(tree) + '/', '').replace(str(tree), '.'))}"
+
+
+def _one_line(text: str) -> str:
+    """`text` with its whitespace runs made single spaces, at most _MAX_MESSAGE_CHARS long."""
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_MESSAGE_CHARS else line[:_MAX_MESSAGE_CHARS] + "..."

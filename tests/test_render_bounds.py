@@ -3,6 +3,7 @@ memory and time bounded for whatever the pre-flight lets through."""
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,8 +87,30 @@ def test_a_bomb_the_preflight_lets_through_ends_in_one_line_within_the_memory_bo
     monkeypatch.setattr(kustomize_refs, "MAX_ALIAS_NODES", 10**18)
     monkeypatch.setattr(render_module, "KUSTOMIZE_MEMORY_BYTES", 256 << 20)
     message = render_error(overlay(tmp_path, {"o/cm.yaml": alias_bomb()}))
-    assert message.startswith("o: kustomize ran out of memory (its limit is 256 MiB) and "
-                              "crashed: fatal error: ")
+    # Where the allocation fails decides the dump's first line: a fatal error, or a signal.
+    assert re.match(r"o: kustomize (ran out of memory \(its limit is 256 MiB\) and )?"
+                    r"crashed: (fatal error|SIG[A-Z]+): ", message), message
+
+
+GO_STACK = ("\n\ngoroutine 1 gp=0xc000002380 m=0 mp=0x1347 [running]:\n"
+            "runtime.throw({0xc87916?, 0x7ffc96f3e5d0?})\n\truntime/panic.go:1229 +0x48\n")
+
+
+@pytest.mark.parametrize(("stderr", "said"), [
+    ("fatal error: runtime: out of memory\n\nruntime stack:\nruntime.throw({0xc7f730?})" +
+     GO_STACK, "kustomize ran out of memory (its limit is 256 MiB) and crashed: fatal error: "
+               "runtime: out of memory"),
+    ("runtime: out of memory: cannot allocate 4194304-byte block\nSIGSEGV: segmentation "
+     "violation\nPC=0x7ffc96f3e5d0 m=3 sigcode=1 addr=0x0" + GO_STACK,
+     "kustomize ran out of memory (its limit is 256 MiB) and crashed: SIGSEGV: segmentation "
+     "violation"),
+    ("panic: runtime error: index out of range [1] with length 1" + GO_STACK,
+     "kustomize crashed: panic: runtime error: index out of range [1] with length 1"),
+    ("Error: accumulating resources:\n  accumulation err='missing'\n",
+     "kustomize: Error: accumulating resources: accumulation err='missing'"),
+])
+def test_kustomize_failures_are_said_in_one_line_without_stacks(stderr: str, said: str) -> None:
+    assert render_module._failure(2, stderr, Path("/tmp/t"), 256 << 20) == said
 
 
 
