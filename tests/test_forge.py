@@ -477,3 +477,21 @@ def test_transient_answers_are_polled_within_a_bound(recorder: Recorder) -> None
     with pytest.raises(ForgeError):  # not declared transient: at once
         api.call("GET", "/b")
     assert sum(1 for _, p, _, _ in recorder.requests if p == "/b") < 15
+
+
+def test_pull_requests_are_asked_again_when_the_push_settled_meanwhile(
+        recorder: Recorder) -> None:
+    """Gitea answers 404 for the pull requests of a repository still empty after a push; by the
+    time the client looks, the repository may already hold the push."""
+    client = ForgeClient("gitea", recorder.url, "t", settle_timeout=2.0)
+    ref = RepoRef("acme", "gitops")
+    pulls = "/api/v1/repos/acme/gitops/pulls"
+    settled = {"full_name": "acme/gitops", "id": 1, "clone_url": "u", "html_url": "h",
+               "private": True, "empty": False}
+    recorder.answer("GET", "/api/v1/repos/acme/gitops", (200, settled))
+    recorder.answer("GET", pulls, (404, {"message": "not found"}), (200, []))
+    assert client.find_pull_request(ref, "promote", "main") is None
+    recorder.answer("GET", pulls, (404, {"message": "not found"}))  # a 404 that stays
+    with pytest.raises(ForgeError, match="answered 404"):
+        client.find_pull_request(ref, "promote", "main")
+    assert sum(1 for m, p, _, _ in recorder.requests if p.startswith(pulls)) == 4

@@ -350,14 +350,23 @@ class ForgeClient:
         return _gitea_settling if self.kind == "gitea" else never_transient
 
     def _pulls_settling(self, repo: RepoRef) -> Callable[[int, str], bool]:
-        """Gitea hides pull requests of a repository it still marks empty after a push."""
+        """Gitea hides pull requests of a repository it still marks empty after a push. The
+        push may settle between its 404 and the look at the repository, so the first 404 of a
+        repository found no longer empty is asked once more."""
         if self.kind != "gitea":
             return never_transient
+        asked_settled = False
 
         def still_empty(status: int, message: str) -> bool:
+            nonlocal asked_settled
             if status != 404:
                 return False
             found = self.get_repository(repo)
-            return found is not None and found.empty
+            if found is None:
+                return False
+            if found.empty:
+                return True
+            again, asked_settled = not asked_settled, True
+            return again
 
         return still_empty
