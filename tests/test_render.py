@@ -82,6 +82,16 @@ def test_a_revision_with_a_link_out_of_the_repo_is_refused_in_one_line(tmp_path:
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def widget_crd(schema: object) -> dict[str, object]:
+    """The CRD of example.com/v1 Widget, with `schema` as its openAPIV3Schema."""
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                     "names": {"kind": "Widget", "plural": "widgets"},
+                     "versions": [{"name": "v1", "served": True, "storage": True,
+                                   "schema": {"openAPIV3Schema": schema}}]}}
+
+
 BAD_INPUTS = {
     "malformed_yaml": ({"o/kustomization.yaml": kustomization("cm.yaml"),
                         "o/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n"},
@@ -121,14 +131,8 @@ BAD_INPUTS = {
                                  "  base/deploy.yaml: Deployment web: spec.replicas"),
     # A repository's CRD is input too: its schema may point anywhere, and nothing is fetched.
     "crd_schema_reaching_out": ({"o/kustomization.yaml": kustomization("crd.yaml", "w.yaml"),
-                                 "o/crd.yaml": {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-                 "names": {"kind": "Widget", "plural": "widgets"},
-                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                     "openAPIV3Schema": {"type": "object", "properties": {
-                         "spec": {"$ref": "file:///etc/passwd"}}}}}]}},
+                                 "o/crd.yaml": widget_crd({"type": "object", "properties": {
+                                     "spec": {"$ref": "file:///etc/passwd"}}}),
                                  "o/w.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
                                               "metadata": {"name": "w"}, "spec": {}}},
                                 "  o/w.yaml: Widget w: the CRD schema of example.com/v1 Widget is "
@@ -136,13 +140,8 @@ BAD_INPUTS = {
                                 "present in a registry and retrieving it failed: Retrieval is "
                                 "disabled"),
     "crd_schema_malformed": ({"o/kustomization.yaml": kustomization("crd.yaml", "w.yaml"),
-                              "o/crd.yaml": {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "widgets.example.com"},
-        "spec": {"group": "example.com", "scope": "Namespaced",
-                 "names": {"kind": "Widget", "plural": "widgets"},
-                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                     "openAPIV3Schema": {"type": "object", "properties": "spec"}}}]}},
+                              "o/crd.yaml": widget_crd({"type": "object",
+                                                        "properties": "spec"}),
                               "o/w.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
                                            "metadata": {"name": "w"}}},
                              "  o/w.yaml: Widget w: the CRD schema of example.com/v1 Widget is not "
@@ -184,14 +183,8 @@ def test_bad_input_fails_clearly_and_writes_nothing(case: str, tmp_path: Path) -
 
 
 def test_crd_and_its_custom_resource_in_one_render_validate(tmp_path: Path) -> None:
-    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-           "metadata": {"name": "widgets.example.com"},
-           "spec": {"group": "example.com", "scope": "Namespaced",
-                    "names": {"kind": "Widget", "plural": "widgets"},
-                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                        "openAPIV3Schema": {"type": "object", "properties": {
-                            "spec": {"type": "object",
-                                     "properties": {"size": {"type": "integer"}}}}}}}]}}
+    crd = widget_crd({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}})
     widget = {"apiVersion": "example.com/v1", "kind": "Widget",
               "metadata": {"name": "w", "namespace": "apps"}, "spec": {"size": 3}}
     repo = write_tree(tmp_path / "repo", {"o/kustomization.yaml": kustomization("crd.yaml", "w.yaml"),
