@@ -142,8 +142,10 @@ class SchemaSet:
                     self._crd[key], validate_formats=False, offline=True)
             except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError,
                     ValueError) as err:
+                # the first line says what; the rest repeats the schema and the instance
+                why = (str(err).splitlines() or [type(err).__name__])[0]
                 self._crd_validators[key] = (f"the CRD schema of {key[0]} {key[1]} is not a "
-                                             f"usable JSON schema: {str(err).splitlines()[0]}")
+                                             f"usable JSON schema: {why}")
         return self._crd_validators[key]
 
 
