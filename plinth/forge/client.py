@@ -366,7 +366,9 @@ class ForgeClient:
                 return False
             if found.empty:
                 return True
-            again, asked_settled = not asked_settled, True
-            return again
+            if asked_settled:
+                return False
+            asked_settled = True
+            return True
 
         return still_empty
