@@ -1,12 +1,9 @@
 """`plinth controller run`: the sync controller, in a cluster or against any kubeconfig."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
-
-from sync_controller import logs
 
 
 @click.group()
@@ -46,7 +43,10 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], cache_dir: Path,
       plinth controller run -n 'team-*' --probe-port 9090
       plinth controller run --default-service-account deployer
     """
-    # kopf and the Kubernetes client load here, not for every `plinth` command
+    # asyncio, logging, kopf and the Kubernetes client load here, not for `plinth --help`
+    import asyncio
+
+    from sync_controller import logs
     from sync_controller.operator import Controller, Options
 
     logs.configure(log_level)
