@@ -84,8 +84,8 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Click's listing, with each built-in command stood in for by its summary."""
-        listed = [(name, click.Command(name, help=summary))
-                  for name, (_, summary) in COMMANDS.items()]
+        listed: list[tuple[str, click.Command | None]] = [
+            (name, click.Command(name, help=summary)) for name, (_, summary) in COMMANDS.items()]
         listed += [(name, self.get_command(ctx, name)) for name in sorted(_plugins())]
         shown = [(name, command) for name, command in listed
                  if command is not None and not command.hidden]
