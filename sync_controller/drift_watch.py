@@ -5,8 +5,11 @@ controller (a status aside), wakes the Kustomization at once. The wake only asks
 reconcile; what is healed, and how, is the reconcile's to decide (`applied_memory`).
 
 While a Kustomization reconciles, its events are ignored: the controller's own writes are
-what it is doing. A stream that breaks (the API server restarts, a watch expires) starts again
-after a short pause; a watch that cannot start at all costs nothing but the interval's delay.
+what it is doing. A stream starts with every object there is (an edit made before it opened
+counts too). When the server ends it, or it breaks, it starts again after a short pause from
+the last version it saw (bookmarks keep that recent), so an unchanged cluster sends nothing;
+only when the server no longer has that version (410) does it start from everything again. A
+watch that cannot start at all costs nothing but the interval's delay.
 """
 from __future__ import annotations
 
@@ -18,13 +21,13 @@ from typing import Any
 
 from sync_controller.applied_memory import edited
 from sync_controller.inventory import OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, ObjectRef
-from sync_controller.kube import Cluster
+from sync_controller.kube import Cluster, KubeError
 
 log = logging.getLogger("plinth.controller")
 Owner = tuple[str, str]  # the Kustomization's namespace and name
 Stream = tuple[str, str, str]  # apiVersion, kind, namespace ("" for cluster-scoped objects)
 MAX_PAUSE = 30.0
-WATCH_SECONDS = 300  # the API server ends a watch; it is started again (a fresh list)
+WATCH_SECONDS = 300  # the API server ends a watch; it is resumed where it ended
 
 
 class DriftWatch:
@@ -68,15 +71,21 @@ class DriftWatch:
         api_version, kind, namespace = stream
         selector = f"{OWNER_NAME_LABEL}={owner[1]},{OWNER_NAMESPACE_LABEL}={owner[0]}"
         pause = 1.0
+        version: str | None = None  # where the next stream resumes; None: from everything
         while True:
             started = time.monotonic()
             try:
                 async for event, obj in self.cluster.watch(api_version, kind, namespace,
-                                                           selector, WATCH_SECONDS):
-                    self.seen(owner, event, obj)
+                                                           selector, WATCH_SECONDS, version):
+                    at = (obj.get("metadata") or {}).get("resourceVersion")
+                    version = str(at) if at else version
+                    if event != "BOOKMARK":
+                        self.seen(owner, event, obj)
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # the API server away, an expired watch: start again
+            except Exception as err:  # the API server away, a version it no longer has
+                if isinstance(err, KubeError) and err.status == 410:
+                    version = None
                 log.debug("drift watch restarts", extra={
                     "kustomization": "/".join(owner), "kind": kind, "error": str(err)})
             if time.monotonic() - started < MAX_PAUSE:  # a stream that ends at once: slow down

@@ -239,12 +239,18 @@ class Cluster:
         return [dict(item, apiVersion=api_version, kind=kind) for item in body.get("items") or []]
 
     async def watch(self, api_version: str, kind: str, namespace: str, label_selector: str,
-                    timeout: int) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(type, object) of each event, from now until the server ends the stream after
-        `timeout` seconds; an ERROR event (an expired watch) ends it too."""
+                    timeout: int, resource_version: str | None = None
+                    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(type, object) of each event until the server ends the stream after `timeout`
+        seconds. Without `resource_version`, the stream starts with an ADDED event for every
+        object there is; with it, from the first change after that version. BOOKMARK events
+        carry only a newer version to resume from. A version the server no longer has is a
+        KubeError with status 410, as is any ERROR event (its status code, or 500)."""
         resource = await self.resource(api_version, kind)
         params = {"watch": "true", "labelSelector": label_selector,
-                  "timeoutSeconds": str(timeout)}
+                  "timeoutSeconds": str(timeout), "allowWatchBookmarks": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
         response = await self.connection.request(
             "GET", resource.path(None, namespace or None), params=params,
             headers=self._headers(), timeout=timeout + 30)  # the server ends it first
@@ -254,8 +260,12 @@ class Cluster:
             async for line in response.content:
                 event = json.loads(line)
                 kind_of, obj = str(event.get("type")), event.get("object")
-                if kind_of == "ERROR" or not isinstance(obj, dict):
-                    return
+                if not isinstance(obj, dict):
+                    raise KubeError(f"{kind} watch", 500, f"a {kind_of} event without an object")
+                if kind_of == "ERROR":
+                    code = obj.get("code")
+                    raise KubeError(f"{kind} watch", code if isinstance(code, int) else 500,
+                                    str(obj.get("message") or obj.get("reason") or "ERROR"))
                 yield kind_of, obj
         finally:
             response.release()
