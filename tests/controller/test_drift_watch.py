@@ -1,10 +1,11 @@
 """The drift watch against the real API server: a stream the server ends is resumed from the
-last version it saw, so an unchanged cluster sends no event again; an edit is still seen; a
-version the server no longer has starts the stream over from every object."""
+last version it saw, so an unchanged cluster sends no event again; an edit is still seen, also
+one made while the Kustomization reconciled; a version the server no longer has is a 410."""
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,7 +30,8 @@ class Recording(DriftWatch):
     def __init__(self, cluster: Cluster, versions: dict[str, str]) -> None:
         self.events: list[tuple[str, str]] = []
         self.woken: list[Owner] = []
-        super().__init__(cluster, lambda owner: versions, self.woken.append)
+        self.versions: dict[str, str] | None = versions  # None: the owner reconciles
+        super().__init__(cluster, lambda owner: self.versions, self.woken.append)
 
     def seen(self, owner: Owner, event: str, obj: dict[str, Any]) -> None:
         self.events.append((event, obj["metadata"]["name"]))
@@ -60,12 +62,67 @@ def test_a_stream_resumes_where_the_server_ended_it(
 
             await asyncio.to_thread(kube.run, "patch", "configmap", "a", "-n", namespace,
                                     "--type=merge", "-p", '{"data": {"color": "red"}}')
-            for _ in range(100):
-                if watch.woken:
-                    break
-                await asyncio.sleep(0.1)
+            await until(lambda: bool(watch.woken))
             assert watch.woken == [owner]
             assert watch.events[2:] == [("MODIFIED", "a")]
+            watch.close()
+        finally:
+            await connection.close()
+    try:
+        asyncio.run(test())
+    finally:
+        kube.run("delete", "namespace", namespace, "--wait=false")
+
+
+async def until(check: Callable[[], bool], seconds: float = 10) -> None:
+    for _ in range(int(seconds * 10)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s")
+
+
+def test_an_edit_made_while_the_owner_reconciled_is_drift_when_it_is_done(
+        kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    namespace = f"drift-held-{uuid.uuid4().hex[:6]}"
+    kube.run("create", "namespace", namespace)
+    owner = ("flux-system", "apps")
+
+    async def test() -> None:
+        connection = Connection(lambda: login(str(kube.kubeconfig)))
+        try:
+            cluster = await Cluster.connect(connection)
+            applied = [await cluster.apply(owned_configmap(name, namespace, owner))
+                       for name in ("a", "b")]
+            refs = [ObjectRef.of(obj) for obj in applied]
+            watch = Recording(cluster, {ref.id: obj["metadata"]["resourceVersion"]
+                                        for ref, obj in zip(refs, applied)})
+            watch.follow(owner, refs)
+            await until(lambda: len(watch.events) == 2)
+
+            # a reconcile: the controller's own write, then a hand edit of another object
+            watch.versions = None
+            again = await cluster.apply(dict(owned_configmap("a", namespace, owner),
+                                             data={"color": "green"}))
+            await asyncio.to_thread(kube.run, "patch", "configmap", "b", "-n", namespace,
+                                    "--type=merge", "-p", '{"data": {"color": "red"}}')
+            await until(lambda: len(watch.events) == 4)
+            assert watch.woken == []
+            watch.versions = {refs[0].id: again["metadata"]["resourceVersion"],
+                              refs[1].id: applied[1]["metadata"]["resourceVersion"]}
+            watch.follow(owner, refs)
+            assert watch.woken == [owner]
+
+            # the reconcile it woke puts b back: its own write, no drift
+            watch.woken.clear()
+            watch.versions = None
+            healed = await cluster.apply(owned_configmap("b", namespace, owner))
+            await until(lambda: len(watch.events) == 5)
+            watch.versions = {refs[0].id: again["metadata"]["resourceVersion"],
+                              refs[1].id: healed["metadata"]["resourceVersion"]}
+            watch.follow(owner, refs)
+            assert watch.woken == []
             watch.close()
         finally:
             await connection.close()
