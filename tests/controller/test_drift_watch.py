@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -38,38 +38,35 @@ class Recording(DriftWatch):
         super().seen(owner, event, obj)
 
 
-def test_a_stream_resumes_where_the_server_ended_it(
-        kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
-    monkeypatch.setattr(drift_watch, "WATCH_SECONDS", 1)  # the server ends each stream at once
+OWNER = ("flux-system", "apps")
+
+
+def with_watch(kube: Kube, monkeypatch: pytest.MonkeyPatch,
+               test: Callable[[Cluster, str, Recording, list[dict[str, Any]]], Awaitable[None]]
+               ) -> None:
+    """Run `test` with ConfigMaps a and b applied by the controller in a namespace of their
+    own, and a recording drift watch that follows them at the versions applied."""
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))  # login sets it for kopf
     namespace = f"drift-watch-{uuid.uuid4().hex[:6]}"
     kube.run("create", "namespace", namespace)
-    owner = ("flux-system", "apps")
 
-    async def test() -> None:
+    async def run() -> None:
         connection = Connection(lambda: login(str(kube.kubeconfig)))
         try:
             cluster = await Cluster.connect(connection)
-            applied = [await cluster.apply(owned_configmap(name, namespace, owner))
+            applied = [await cluster.apply(owned_configmap(name, namespace, OWNER))
                        for name in ("a", "b")]
-            versions = {ObjectRef.of(obj).id: obj["metadata"]["resourceVersion"]
-                        for obj in applied}
-            watch = Recording(cluster, versions)
-            watch.follow(owner, [ObjectRef.of(obj) for obj in applied])
-            await asyncio.sleep(6)  # streams of 1 s, 1 s and 2 s apart: three of them
-            assert sorted(watch.events) == [("ADDED", "a"), ("ADDED", "b")]
-            assert watch.woken == []
-
-            await asyncio.to_thread(kube.run, "patch", "configmap", "a", "-n", namespace,
-                                    "--type=merge", "-p", '{"data": {"color": "red"}}')
-            await until(lambda: bool(watch.woken))
-            assert watch.woken == [owner]
-            assert watch.events[2:] == [("MODIFIED", "a")]
-            watch.close()
+            watch = Recording(cluster, {ObjectRef.of(obj).id: obj["metadata"]["resourceVersion"]
+                                        for obj in applied})
+            watch.follow(OWNER, [ObjectRef.of(obj) for obj in applied])
+            try:
+                await test(cluster, namespace, watch, applied)
+            finally:
+                watch.close()
         finally:
             await connection.close()
     try:
-        asyncio.run(test())
+        asyncio.run(run())
     finally:
         kube.run("delete", "namespace", namespace, "--wait=false")
 
@@ -82,69 +79,63 @@ async def until(check: Callable[[], bool], seconds: float = 10) -> None:
     raise AssertionError(f"not within {seconds} s")
 
 
+def test_a_stream_resumes_where_the_server_ended_it(
+        kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drift_watch, "WATCH_SECONDS", 1)  # the server ends each stream at once
+
+    async def test(cluster: Cluster, namespace: str, watch: Recording,
+                   applied: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(6)  # streams of 1 s, 1 s and 2 s apart: three of them
+        assert sorted(watch.events) == [("ADDED", "a"), ("ADDED", "b")]
+        assert watch.woken == []
+
+        await asyncio.to_thread(kube.run, "patch", "configmap", "a", "-n", namespace,
+                                "--type=merge", "-p", '{"data": {"color": "red"}}')
+        await until(lambda: bool(watch.woken))
+        assert watch.woken == [OWNER]
+        assert watch.events[2:] == [("MODIFIED", "a")]
+    with_watch(kube, monkeypatch, test)
+
+
 def test_an_edit_made_while_the_owner_reconciled_is_drift_when_it_is_done(
         kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
-    namespace = f"drift-held-{uuid.uuid4().hex[:6]}"
-    kube.run("create", "namespace", namespace)
-    owner = ("flux-system", "apps")
+    async def test(cluster: Cluster, namespace: str, watch: Recording,
+                   applied: list[dict[str, Any]]) -> None:
+        refs = [ObjectRef.of(obj) for obj in applied]
+        await until(lambda: len(watch.events) == 2)
 
-    async def test() -> None:
-        connection = Connection(lambda: login(str(kube.kubeconfig)))
-        try:
-            cluster = await Cluster.connect(connection)
-            applied = [await cluster.apply(owned_configmap(name, namespace, owner))
-                       for name in ("a", "b")]
-            refs = [ObjectRef.of(obj) for obj in applied]
-            watch = Recording(cluster, {ref.id: obj["metadata"]["resourceVersion"]
-                                        for ref, obj in zip(refs, applied)})
-            watch.follow(owner, refs)
-            await until(lambda: len(watch.events) == 2)
+        # a reconcile: the controller's own write, then a hand edit of another object
+        watch.versions = None
+        again = await cluster.apply(dict(owned_configmap("a", namespace, OWNER),
+                                         data={"color": "green"}))
+        await asyncio.to_thread(kube.run, "patch", "configmap", "b", "-n", namespace,
+                                "--type=merge", "-p", '{"data": {"color": "red"}}')
+        await until(lambda: len(watch.events) == 4)
+        assert watch.woken == []
+        watch.versions = {refs[0].id: again["metadata"]["resourceVersion"],
+                          refs[1].id: applied[1]["metadata"]["resourceVersion"]}
+        watch.follow(OWNER, refs)
+        assert watch.woken == [OWNER]
 
-            # a reconcile: the controller's own write, then a hand edit of another object
-            watch.versions = None
-            again = await cluster.apply(dict(owned_configmap("a", namespace, owner),
-                                             data={"color": "green"}))
-            await asyncio.to_thread(kube.run, "patch", "configmap", "b", "-n", namespace,
-                                    "--type=merge", "-p", '{"data": {"color": "red"}}')
-            await until(lambda: len(watch.events) == 4)
-            assert watch.woken == []
-            watch.versions = {refs[0].id: again["metadata"]["resourceVersion"],
-                              refs[1].id: applied[1]["metadata"]["resourceVersion"]}
-            watch.follow(owner, refs)
-            assert watch.woken == [owner]
-
-            # the reconcile it woke puts b back: its own write, no drift
-            watch.woken.clear()
-            watch.versions = None
-            healed = await cluster.apply(owned_configmap("b", namespace, owner))
-            await until(lambda: len(watch.events) == 5)
-            watch.versions = {refs[0].id: again["metadata"]["resourceVersion"],
-                              refs[1].id: healed["metadata"]["resourceVersion"]}
-            watch.follow(owner, refs)
-            assert watch.woken == []
-            watch.close()
-        finally:
-            await connection.close()
-    try:
-        asyncio.run(test())
-    finally:
-        kube.run("delete", "namespace", namespace, "--wait=false")
+        # the reconcile it woke puts b back: its own write, no drift
+        watch.woken.clear()
+        watch.versions = None
+        healed = await cluster.apply(owned_configmap("b", namespace, OWNER))
+        await until(lambda: len(watch.events) == 5)
+        watch.versions = {refs[0].id: again["metadata"]["resourceVersion"],
+                          refs[1].id: healed["metadata"]["resourceVersion"]}
+        watch.follow(OWNER, refs)
+        assert watch.woken == []
+    with_watch(kube, monkeypatch, test)
 
 
 def test_a_version_the_server_no_longer_has_is_a_410(
         kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
-
-    async def test() -> None:
-        connection = Connection(lambda: login(str(kube.kubeconfig)))
-        try:
-            cluster = await Cluster.connect(connection)
-            with pytest.raises(KubeError) as raised:
-                async for _ in cluster.watch("v1", "ConfigMap", "default", "plinth=none", 5,
-                                             resource_version="1"):
-                    pass
-            assert raised.value.status == 410, raised.value
-        finally:
-            await connection.close()
-    asyncio.run(test())
+    async def test(cluster: Cluster, namespace: str, watch: Recording,
+                   applied: list[dict[str, Any]]) -> None:
+        with pytest.raises(KubeError) as raised:
+            async for _ in cluster.watch("v1", "ConfigMap", namespace, "plinth=none", 5,
+                                         resource_version="1"):
+                pass
+        assert raised.value.status == 410, raised.value
+    with_watch(kube, monkeypatch, test)
