@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from plinth.manifest_yaml import Loader
 from plinth.tree_archive import LeavesTree, SourceTree, TreeError, resolve
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -35,7 +36,6 @@ MAX_NESTING = 200
 _DEEP_LINE = re.compile(r"^[ \t-]{%d,}" % MAX_NESTING, re.MULTILINE)  # block nesting indents
 # Files these fields name are data for generators (any bytes); every other field names YAML.
 _DATA_FIELDS = ("configMapGenerator", "secretGenerator")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class SourceError(Exception):
@@ -107,7 +107,7 @@ def _check_yaml(text: str, name: str) -> None:
     open_nodes: list[_OpenNode] = []
     added = 0
     try:
-        for event in yaml.parse(text, Loader=_LOADER):
+        for event in yaml.parse(text, Loader=Loader):
             if isinstance(event, yaml.DocumentStartEvent):
                 anchors.clear()
                 continue
@@ -221,7 +221,7 @@ def _visit_dir(walk: Walk, directory: str) -> None:
     text = _yaml_text(walk, real)
     _check_yaml(text, real)  # always: this file is parsed here too, so its depth must be bounded
     try:
-        doc = yaml.load(text, Loader=_LOADER)
+        doc = yaml.load(text, Loader=Loader)
     except yaml.YAMLError as err:
         raise SourceError(f"{origin}: not valid YAML: {err}") from err
     if not isinstance(doc, dict):

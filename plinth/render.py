@@ -26,6 +26,7 @@ import yaml
 
 from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
 from plinth.localenv.tools import ToolMissing, find_tool, tool_env
+from plinth.manifest_yaml import Loader
 from plinth.tree_archive import SourceTree, TreeError, WorkTree, copy_part
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
@@ -45,8 +46,6 @@ _GO_CRASH = re.compile(r"^(?:fatal error|panic|SIG[A-Z]+): .*$", re.MULTILINE)
 _GO_DUMP = re.compile(r"^(?:goroutine \d+ |runtime stack:|PC=0x)", re.MULTILINE)
 _GO_MEMORY = ("out of memory", "cannot allocate memory")
 _MAX_MESSAGE_CHARS = 1000
-# libyaml's parser where PyYAML has it (the same safe types, ten times quicker on big output)
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RenderError(Exception):
@@ -138,7 +137,7 @@ def _build(source: SourceTree, rel: str, allow_remote: bool, with_origin: bool,
 
 def _parse(text: str, rel: str) -> list[dict[str, Any]]:
     try:
-        return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc is not None]
+        return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
     except yaml.YAMLError as err:
         raise RenderError(f"{rel}: kustomize produced unreadable YAML: {_one_line(str(err))}"
                           ) from err
@@ -210,7 +209,7 @@ def _edit_kustomization(directory: Path, namespace: str | None, with_origin: boo
     kfile = kustomization_file(directory)
     if kfile is None or (namespace is None and not with_origin):
         return
-    doc = yaml.safe_load(kfile.read_text()) or {}
+    doc = yaml.load(kfile.read_text(), Loader=Loader) or {}
     if namespace is not None:
         doc["namespace"] = namespace
     build_metadata = list(doc.get("buildMetadata") or [])

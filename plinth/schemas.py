@@ -23,9 +23,9 @@ import jsonschema_rs
 import yaml
 
 from plinth.kustomize_refs import MAX_FILE_BYTES, SourceError, check_yaml
+from plinth.manifest_yaml import Loader
 from plinth.render import origin_of
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 KUBERNETES_VERSION = "1.33.0"
 
@@ -73,7 +73,7 @@ def load_crds(paths: Iterable[Path] = ()) -> list[dict[str, Any]]:
         files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
     crds = []
     for file in files:
-        for doc in yaml.load_all(file.read_text(), Loader=_LOADER):
+        for doc in yaml.load_all(file.read_text(), Loader=Loader):
             if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
                 crds.append(doc)
     return crds
@@ -229,7 +229,7 @@ def repository_crds(root: Path) -> list[dict[str, Any]]:
             if "CustomResourceDefinition" not in text:
                 continue
             check_yaml(text, path.name)
-            docs = list(yaml.load_all(text, Loader=_LOADER))
+            docs = list(yaml.load_all(text, Loader=Loader))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, SourceError):
             continue  # not a readable manifest: it holds no schema anyone can use
         crds.extend(d for d in docs if isinstance(d, dict)

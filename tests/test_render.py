@@ -53,6 +53,29 @@ def test_render_output_is_exactly_kubectl_kustomize(scaffolded: Path, kubectl: P
     assert "image: registry.acme.test:5000/acme/api:2.0.0" in out
 
 
+def test_a_bare_equals_sign_reads_as_the_string_kustomize_reads(tmp_path: Path,
+                                                               kubectl: Path) -> None:
+    """Go's YAML reads a plain `=` as a string; PyYAML's safe loader could not load it at all
+    (prometheus-operator's CRDs have the enum `[ '!=', =, =~ ]`)."""
+    crd = widget_crd({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "op": {"type": "string", "enum": ["!=", "=", "=~"]}}}}})
+    repo = write_tree(tmp_path / "repo", {
+        "o/kustomization.yaml": "resources: [crd.yaml, w.yaml]\ncommonAnnotations: {op: =}\n",
+        "o/crd.yaml": crd,
+        "o/w.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"
+                    "spec: {op: =}\n"})
+    expected = subprocess.run([str(kubectl), "kustomize", str(repo / "o")], capture_output=True,
+                              text=True, check=True, env=tool_env()).stdout
+    assert "op: =\n" in expected
+    code, out, err = run("render", str(repo / "o"))
+    assert (code, err) == (0, "")
+    assert out == expected
+    write_tree(repo, {"o/w.yaml": "apiVersion: example.com/v1\nkind: Widget\n"
+                                  "metadata: {name: w}\nspec: {op: ==}\n"})
+    code, _, err = run("render", str(repo / "o"))
+    assert code == 2 and 'w.yaml: Widget w: spec.op: "==" is not one of "!=", "=" or' in err
+
+
 @pytest.mark.usefixtures("python_without_tar_filters")
 def test_render_a_git_revision(tmp_path: Path) -> None:
     repo = write_tree(tmp_path / "repo", {

@@ -145,10 +145,11 @@ def _folders(repo: Path) -> list[Path]:
 
 def _is_component(directory: Path) -> bool:
     from plinth.kustomize_refs import kustomization_file
+    from plinth.manifest_yaml import Loader
 
     kfile = kustomization_file(directory)
     try:
-        doc = yaml.safe_load(kfile.read_text()) if kfile else None
+        doc = yaml.load(kfile.read_text(), Loader=Loader) if kfile else None
     except (OSError, yaml.YAMLError):
         return False  # rendering it says what is wrong
     return isinstance(doc, dict) and doc.get("kind") == "Component"
