@@ -22,7 +22,12 @@ from plinth.manifest_yaml import Loader
 from plinth.tree_archive import LeavesTree, SourceTree, TreeError, resolve
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-_REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|[\w.-]+\.[a-z]{2,}/)|\?ref=|//")
+# What kustomize 5.6 fetches instead of reading from the tree: an http(s) URL, and a git
+# repository URL, which for kustomize has a scheme, a `user@` or starts with github.com (after
+# an optional `git::`). Any other entry is a local path, dots and all (`app.example.com/cm.yaml`).
+# Every scheme counts here, not only the four kustomize clones from: refusing more is safe.
+_REMOTE = re.compile(r"^(?:git::)?(?:[a-z][a-z0-9+.-]*://|[a-z][a-z0-9-]*@|github\.com[/:])",
+                     re.IGNORECASE)
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 # kustomize holds about 2 KB per node it builds (measured: 9**6 alias copies took it to 1.2 GB
@@ -284,7 +289,7 @@ def _kustomization_in(walk: Walk, directory: str) -> tuple[str, str]:
 
 
 def _visit_ref(walk: Walk, directory: str, origin: str, key: str, entry: str) -> None:
-    if _REMOTE.search(entry):
+    if _REMOTE.match(entry):
         if walk.allow_remote:
             return
         raise SourceError(f"{origin}: {key} entry {entry!r} is a remote reference; "

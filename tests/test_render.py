@@ -76,6 +76,23 @@ def test_a_bare_equals_sign_reads_as_the_string_kustomize_reads(tmp_path: Path,
     assert code == 2 and 'w.yaml: Widget w: spec.op: "==" is not one of "!=", "=" or' in err
 
 
+def test_local_paths_with_dots_are_read_from_the_tree_as_kustomize_reads_them(
+        tmp_path: Path, kubectl: Path) -> None:
+    """Only a scheme, a `user@` or github.com makes an entry remote for kustomize."""
+    repo = write_tree(tmp_path / "repo", {
+        "o/kustomization.yaml": kustomization("app.example.com/cm.yaml", "base.v2"),
+        "o/app.example.com/cm.yaml": configmap("dotted", {"a": "1"}),
+        "o/base.v2/kustomization.yaml": kustomization("cm.yaml"),
+        "o/base.v2/cm.yaml": configmap("versioned", {"b": "2"}),
+        "plain/dir.golden/cm.yaml": configmap("golden", {"c": "3"})})
+    commit_all(repo, "dots")
+    expected = subprocess.run([str(kubectl), "kustomize", str(repo / "o")], capture_output=True,
+                              text=True, check=True, env=tool_env()).stdout
+    assert run("render", str(repo / "o")) == (0, expected, "")
+    code, out, err = run("render", str(repo / "plain"))
+    assert (code, err) == (0, "") and "name: golden" in out
+
+
 @pytest.mark.usefixtures("python_without_tar_filters")
 def test_render_a_git_revision(tmp_path: Path) -> None:
     repo = write_tree(tmp_path / "repo", {
@@ -128,6 +145,10 @@ BAD_INPUTS = {
     "remote_base": ({"o/kustomization.yaml": kustomization(
         "https://github.com/acme/gitops//base?ref=v1")},
         "remote reference; remote bases are disabled"),
+    "remote_base_github_shorthand": ({"o/kustomization.yaml": kustomization(
+        "GitHub.com/acme/gitops/base?ref=v1")}, "remote reference; remote bases are disabled"),
+    "remote_base_scp_style": ({"o/kustomization.yaml": kustomization(
+        "deploy@git.acme.test:gitops/base")}, "remote reference; remote bases are disabled"),
     "helm_chart": ({"o/kustomization.yaml": kustomization(
         helmCharts=[{"name": "redis", "repo": "https://charts.example"}])},
         "helmCharts pull charts from the network"),
