@@ -134,6 +134,22 @@ def test_components_and_their_patches_only_count_inside_what_uses_them(tmp_path:
     assert code == 0 and "3 of 3 valid" in out, out
 
 
+def test_a_folder_inside_a_repository_is_validated_with_its_own_manifests(
+        tmp_path: Path) -> None:
+    """kube-prometheus's `manifests`: objects in the folder itself and CRDs in `setup`."""
+    repo = write_tree(tmp_path / "r", {
+        "skaffold.yaml": "apiVersion: skaffold/v4beta6\nkind: Config\n",
+        "manifests/top.yaml": {**configmap("top", {}), "data": {"count": 1}},
+        "manifests/setup/ns.yaml": {"apiVersion": "v1", "kind": "Namespace",
+                                    "metadata": {"name": "monitoring"}}})
+    commit_all(repo, "manifests")
+    roots = [r.relative_to(repo.resolve()).as_posix() for r in find_roots(repo / "manifests")]
+    assert roots == ["manifests"]
+    code, out, _ = run("validate", str(repo / "manifests"))
+    assert code == 1 and "FAIL ." in out and 'data.count: 1 is not of types' in out, out
+    assert [r.relative_to(repo.resolve()).as_posix() for r in find_roots(repo)] == ["manifests"]
+
+
 def test_a_folder_of_plain_manifests_renders_as_flux_would(tmp_path: Path) -> None:
     """Every manifest under it, and each sub-folder with a kustomization as a whole; files
     that are no manifest (values, notes) and hidden ones are left out."""

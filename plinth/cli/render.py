@@ -177,8 +177,11 @@ def find_roots(repo: Path) -> list[Path]:
     """Every entry point to validate under `repo`: each folder with a kustomization (not a
     Component, which only renders inside another), and each topmost folder of plain
     manifests that no kustomization reads (Flux's layout: a cluster folder of plain
-    manifests, rendered as Flux would). Hidden folders and Helm charts are left out."""
+    manifests, rendered as Flux would). Hidden folders and Helm charts are left out. The
+    root of a repository holds the files of tools (skaffold.yaml), not objects; a folder
+    inside a git work tree named as `repo` is one of manifests like the rest."""
     from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
+    from plinth.render import repository_root
     from plinth.tree_archive import TreeError, WorkTree
 
     repo = repo.resolve()
@@ -194,8 +197,9 @@ def find_roots(repo: Path) -> list[Path]:
         reached.update(repo / f for f in walk.files)
     roots = [d for d in kustomized if not _is_component(d)]
     plain: list[Path] = []
-    for directory in dirs:
-        if directory == repo or kustomization_file(directory) or any(
+    candidates = dirs if repository_root(repo) != repo else [d for d in dirs if d != repo]
+    for directory in candidates:
+        if kustomization_file(directory) or any(
                 p in directory.parents for p in [*plain, *kustomized]):
             continue
         if any(m not in reached for m in _manifests(directory)):
@@ -213,6 +217,7 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknow
 
     Finds each folder with a kustomization (Components aside) and each folder of plain
     manifests no kustomization reads, whatever the layout (Plinth's, Flux's, Argo CD's).
+    REPO may also be a folder inside a repository; its own manifests count then too.
     Exit 0 when all are valid, 1 when any is not, 2 when REPO has nothing to validate.
 
     \b
