@@ -40,7 +40,8 @@ class Problem:
     where: str  # the file the object came from, or the rendered path
     obj: str  # Kind namespace/name
     message: str
-    unknown: bool = False  # no schema is known for the object's kind (--skip-unknown skips it)
+    # (apiVersion, kind) when no schema is known for the object's kind (--skip-unknown skips it)
+    unknown: tuple[str, str] | None = None
 
     def __str__(self) -> str:
         return f"{self.where}: {self.obj}: {self.message}"
@@ -125,7 +126,7 @@ class SchemaSet:
             return [Problem(where, name,
                             f"no schema for {obj['apiVersion']} {obj['kind']}: not a Kubernetes "
                             "kind and no CRD for it is known in the repository (add it with "
-                            "--crd, or --skip-unknown)", unknown=True)]
+                            "--crd, or --skip-unknown)", unknown=key)]
         if isinstance(validator, str):
             return [Problem(where, name, validator)]
         # Two paths first differ below one node, so there both are keys or both are indexes.
@@ -213,28 +214,78 @@ def validate_objects(objects: list[dict[str, Any]], rendered_path: str,
     return problems
 
 
-def repository_crds(root: Path) -> list[dict[str, Any]]:
-    """Every CRD written in a YAML file of the work tree at `root` (hidden folders aside): a
-    repository that installs an operator carries the schemas of its kinds."""
+def repository_crds(root: Path, kinds: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """CRDs for `kinds` ((apiVersion, kind) pairs) written in YAML files of the work tree at
+    `root` (hidden folders aside): a repository that installs an operator carries the schemas
+    of its kinds. The first CRD that serves a pair is its schema.
+
+    Only documents that are a CRD naming one of the kinds are parsed, until every pair is
+    served: bundles of CRDs run to megabytes (kubeflow's manifests hold 23 MB in 59 files,
+    copies of Istio's among them, 13 s to parse whole, for every render)."""
+    wanted = set(kinds)
+    if not wanted:
+        return []
+    # `kind: Widget` (names.kind) in any style; a literal start keeps the search quick
+    names = re.compile(r"kind[\"']?\s*:\s*[\"']?(?:%s)[\"']?(?=[\s,}]|$)" % "|".join(
+        re.escape(kind) for kind in sorted({kind for _, kind in wanted})), re.MULTILINE)
     crds: list[dict[str, Any]] = []
-    paths: list[Path] = []
-    for top, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        paths.extend(Path(top) / f for f in files if f.endswith((".yaml", ".yml")))
-    for path in sorted(paths):
-        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
-            continue
+    for path in _crd_files(root):
         try:
             text = path.read_text()
-            if "CustomResourceDefinition" not in text:
+        except (OSError, UnicodeDecodeError):
+            continue
+        for document in _DOCUMENT_START.split(text):
+            if "CustomResourceDefinition" not in document or not names.search(document):
                 continue
-            check_yaml(text, path.name)
-            docs = list(yaml.load_all(text, Loader=Loader))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, SourceError):
-            continue  # not a readable manifest: it holds no schema anyone can use
-        crds.extend(d for d in docs if isinstance(d, dict)
-                    and d.get("kind") == "CustomResourceDefinition")
+            try:
+                check_yaml(document, path.name)
+                docs = list(yaml.load_all(document, Loader=Loader))
+            except (yaml.YAMLError, SourceError):
+                continue  # not a readable manifest: it holds no schema anyone can use
+            for doc in docs:
+                served = _served(doc) & wanted if isinstance(doc, dict) else set()
+                if served:
+                    crds.append(doc)
+                    wanted -= served
+            if not wanted:
+                return crds
     return crds
+
+
+def _served(crd: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (apiVersion, kind) pairs a CRD gives a schema for."""
+    spec = _mapping(crd.get("spec"))
+    kind = _mapping(spec.get("names")).get("kind")
+    if crd.get("kind") != "CustomResourceDefinition" or not isinstance(kind, str):
+        return set()
+    versions = spec.get("versions")
+    return {(f"{spec.get('group')}/{_mapping(v).get('name')}", kind)
+            for v in (versions if isinstance(versions, list) else [])}
+
+
+# A document starts at `---` at the start of a line: inside a block scalar (always indented)
+# it cannot occur, so a stream splits there into its documents without being parsed.
+_DOCUMENT_START = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=4)
+def _crd_files(root: Path) -> tuple[Path, ...]:
+    """The YAML files under `root` (hidden folders aside) that mention a CRD, found once per
+    process: `plinth validate` asks for every folder it renders."""
+    found: list[Path] = []
+    for top, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(top) / name
+            if not name.endswith((".yaml", ".yml")) or not path.is_file() or \
+                    path.stat().st_size > MAX_FILE_BYTES:
+                continue
+            try:
+                if "CustomResourceDefinition" in path.read_text():
+                    found.append(path)
+            except (OSError, UnicodeDecodeError):
+                continue
+    return tuple(sorted(found))
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from plinth.cli import cli
 from plinth.cli.render import find_roots
+from plinth.schemas import repository_crds
 from tests.gitops_repos import commit_all, configmap, kustomization, write_tree
 
 pytestmark = pytest.mark.usefixtures("kustomize")
@@ -90,6 +92,28 @@ def test_crds_in_the_repository_are_schemas_without_flags(tmp_path: Path) -> Non
     commit_all(repo, "fleet")  # render finds the repository (and its CRDs) by git
     code, _, err = run("render", str(repo / "clusters" / "prod"))
     assert code == 2 and "clusters/prod/apps.yaml: Kustomization flux-system/apps" in err
+
+
+def test_only_the_crd_documents_of_the_kinds_used_are_read(tmp_path: Path) -> None:
+    """A bundle of CRDs is split into documents; only the CRD of a kind the render uses is
+    parsed (here another document of the bundle cannot even be parsed)."""
+    widget = crd("example.com", "Widget", "widgets", {"size": {"type": "integer"}})
+    bundle = "\n---\n".join([
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata: {name: gadgets.example.com}\nspec: {names: {kind: Gadget}, broken: [\n",
+        yaml.safe_dump(widget)])
+    repo = write_tree(tmp_path / "r", {
+        "crds/bundle.yaml": bundle,
+        "app/kustomization.yaml": kustomization("w.yaml"),
+        "app/w.yaml": {"apiVersion": "example.com/v1", "kind": "Widget",
+                       "metadata": {"name": "w", "namespace": "apps"}, "spec": {"size": "L"}}})
+    commit_all(repo, "bundle")
+    code, _, err = run("render", str(repo / "app"))
+    assert code == 2 and 'Widget apps/w: spec.size: "L" is not of type "integer"' in err, err
+    assert [c["metadata"]["name"] for c in repository_crds(
+        repo, {("example.com/v1", "Widget")})] == ["widgets.example.com"]
+    assert repository_crds(repo, {("example.com/v2", "Widget"), ("example.com/v1", "Gizmo")}) \
+        == []
 
 
 def test_argo_cd_layout_validates_apps_and_manifests_and_leaves_charts_alone(

@@ -64,8 +64,9 @@ def render_checked(path: Path, rev: str | None, allow_remote: bool, crds: tuple[
     try:
         known = load_crds(crds)
         problems = validate_objects(plain.objects, plain.path, known)
-        if any(p.unknown for p in problems):
-            known = [*known, *repository_crds(root)]
+        unknown = {p.unknown for p in problems if p.unknown}
+        if unknown:
+            known = [*known, *repository_crds(root, unknown)]
             problems = validate_objects(plain.objects, plain.path, known)
     except SchemasNotInstalled as err:
         raise UserError(str(err)) from err
