@@ -29,6 +29,7 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 _REMOTE = re.compile(r"^(?:git::)?(?:[a-z][a-z0-9+.-]*://|[a-z][a-z0-9-]*@|github\.com[/:])",
                      re.IGNORECASE)
 MAX_FILE_BYTES = 8 * 1024 * 1024
+_YAML_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 # kustomize holds about 2 KB per node it builds (measured: 9**6 alias copies took it to 1.2 GB
 # in 11 s), so aliases may add at most this many nodes to a file, about 200 MB in kustomize.
@@ -230,7 +231,9 @@ def _visit_dir(walk: Walk, directory: str) -> None:
     except yaml.YAMLError as err:
         raise SourceError(f"{origin}: not valid YAML: {err}") from err
     if not isinstance(doc, dict):
-        raise SourceError(f"{origin}: expected a mapping, got {type(doc).__name__}")
+        got = "an empty file" if doc is None else \
+            f"a {_YAML_TYPES.get(type(doc), type(doc).__name__)}"
+        raise SourceError(f"{origin}: expected a mapping of kustomization fields, got {got}")
     if doc.get("helmCharts") and not walk.allow_remote:
         raise SourceError(f"{origin}: helmCharts pull charts from the network; "
                           "remote sources are disabled (enable them explicitly to allow)")

@@ -142,6 +142,12 @@ BAD_INPUTS = {
     "symlink_escape": ({"o/kustomization.yaml": kustomization("link.yaml")},
                        "o/kustomization.yaml: resources entry 'link.yaml': o/link.yaml: links to "
                        "the absolute path"),
+    "empty_kustomization": ({"o/kustomization.yaml": ""},
+                            "o/kustomization.yaml: expected a mapping of kustomization fields, "
+                            "got an empty file"),
+    "list_kustomization": ({"o/kustomization.yaml": "- cm.yaml\n"},
+                           "o/kustomization.yaml: expected a mapping of kustomization fields, "
+                           "got a list"),
     "remote_base": ({"o/kustomization.yaml": kustomization(
         "https://github.com/acme/gitops//base?ref=v1")},
         "remote reference; remote bases are disabled"),
