@@ -122,6 +122,8 @@ class SchemaSet:
         key = (obj["apiVersion"], obj["kind"])
         validator = self._crd_validator(key) if key in self._crd else \
             _builtin_validator(self.kubernetes_version, *key)
+        if validator is None and _builtin_group(self.kubernetes_version, key[0]):
+            return [Problem(where, name, _not_served(self.kubernetes_version, *key))]
         if validator is None:
             return [Problem(where, name,
                             f"no schema for {obj['apiVersion']} {obj['kind']}: not a Kubernetes "
@@ -179,11 +181,54 @@ def warm(kubernetes_version: str = KUBERNETES_VERSION) -> None:
 @functools.cache
 def _definitions(kubernetes_version: str) -> jsonschema_rs.Registry:
     """The 1.4 MB of definitions every built-in schema refers to, parsed once."""
+    definitions = _definitions_document(kubernetes_version)
+    return jsonschema_rs.Registry([(definitions["$id"], definitions)])
+
+
+@functools.cache
+def _definitions_document(kubernetes_version: str) -> dict[str, Any]:
     definitions = _builtin_file(kubernetes_version, "_definitions.json")
-    if definitions is None:
+    if not isinstance(definitions, dict):
         raise SchemasNotInstalled(f"the kubernetes-validate package has no schemas of "
                                   f"Kubernetes {kubernetes_version}")
-    return jsonschema_rs.Registry([(definitions["$id"], definitions)])
+    return definitions
+
+
+@functools.cache
+def _builtin_kinds(kubernetes_version: str) -> dict[str, frozenset[str]]:
+    """Kind -> the apiVersions Kubernetes serves it as, by the definitions' own marks."""
+    served: dict[str, set[str]] = {}
+    for definition in _definitions_document(kubernetes_version).get("$defs", {}).values():
+        for gvk in definition.get("x-kubernetes-group-version-kind") or []:
+            group, version = gvk.get("group"), gvk.get("version")
+            served.setdefault(gvk.get("kind"), set()).add(
+                f"{group}/{version}" if group else version)
+    return {kind: frozenset(versions) for kind, versions in served.items()}
+
+
+def _builtin_group(kubernetes_version: str, api_version: str) -> bool:
+    """Whether `api_version` is in a group only Kubernetes itself can serve: one without a dot
+    (no CRD may have such a group, `extensions` and the core group among them), or one of the
+    groups its definitions name."""
+    group = api_version.rpartition("/")[0]
+    return "." not in group or group in _builtin_groups(kubernetes_version)
+
+
+@functools.cache
+def _builtin_groups(kubernetes_version: str) -> frozenset[str]:
+    return frozenset(version.rpartition("/")[0]
+                     for versions in _builtin_kinds(kubernetes_version).values()
+                     for version in versions)
+
+
+def _not_served(kubernetes_version: str, api_version: str, kind: str) -> str:
+    """Why an object of a built-in group without a schema is an error, not an unknown kind:
+    the API server would refuse it, whatever CRDs there are (a removed API, say)."""
+    served = sorted(v for v in _builtin_kinds(kubernetes_version).get(kind, ())
+                    if _builtin_validator(kubernetes_version, v, kind) is not None)
+    where = f"; it serves {kind} as {', '.join(served)}" if served else ""
+    minor = ".".join(kubernetes_version.split(".")[:2])
+    return f"Kubernetes {minor} does not serve {api_version} {kind}{where}"
 
 
 def _builtin_file(kubernetes_version: str, name: str) -> Any:

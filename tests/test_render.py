@@ -245,6 +245,21 @@ def test_crd_and_its_custom_resource_in_one_render_validate(tmp_path: Path) -> N
     assert code == 2 and 'Widget apps/w: spec.size: "big" is not of type "integer"' in err
 
 
+def test_an_api_kubernetes_no_longer_serves_fails_even_when_unknown_kinds_are_skipped(
+        tmp_path: Path) -> None:
+    """No CRD can serve a built-in group, so a removed API is an error, not an unknown kind."""
+    ingress = {"apiVersion": "extensions/v1beta1", "kind": "Ingress",
+               "metadata": {"name": "web", "namespace": "apps"}, "spec": {}}
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    repo = write_tree(tmp_path / "repo", {"o/kustomization.yaml": kustomization("i.yaml", "w.yaml"),
+                                          "o/i.yaml": ingress, "o/w.yaml": widget})
+    code, _, err = run("render", str(repo / "o"), "--skip-unknown")
+    assert code == 2
+    assert ("Ingress apps/web: Kubernetes 1.33 does not serve extensions/v1beta1 Ingress; it "
+            "serves Ingress as networking.k8s.io/v1") in err
+    assert "Widget" not in err
+
+
 def test_every_problem_of_an_object_is_listed_in_path_order(tmp_path: Path) -> None:
     deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
               "spec": {"replicas": "two", "paused": "no", "bogus": 1, "selector": {},
