@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from plinth.manifest_yaml import Loader
+from plinth.manifest_yaml import Loader, yaml_problem
 from plinth.tree_archive import LeavesTree, SourceTree, TreeError, resolve
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -229,7 +229,7 @@ def _visit_dir(walk: Walk, directory: str) -> None:
     try:
         doc = yaml.load(text, Loader=Loader)
     except yaml.YAMLError as err:
-        raise SourceError(f"{origin}: not valid YAML: {err}") from err
+        raise SourceError(f"{origin}: not valid YAML: {yaml_problem(err)}") from err
     if not isinstance(doc, dict):
         got = "an empty file" if doc is None else \
             f"a {_YAML_TYPES.get(type(doc), type(doc).__name__)}"

@@ -18,3 +18,12 @@ class Loader(_BASE):  # type: ignore[valid-type,misc]  # the base is chosen at i
 
 
 Loader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_yaml_str)
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A parser's error in one line, where and what, without the source lines PyYAML quotes."""
+    mark = getattr(err, "problem_mark", None)
+    if isinstance(err, yaml.MarkedYAMLError) and mark is not None:
+        what = ", ".join(part for part in (err.context, err.problem) if part)
+        return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+    return " ".join(str(err).split())

@@ -31,6 +31,7 @@ from plinth.diff import ObjectDiff, diff_objects, text_lines
 from plinth.forge import ForgeClient, ForgeKind, PullRequest, RepoRef
 from plinth.git_auth import Credentials, git_env
 from plinth.git_push import PLINTH_AUTHOR, push_change
+from plinth.manifest_yaml import yaml_problem
 from plinth.render import render
 
 OVERLAYS = "apps/overlays"
@@ -93,7 +94,7 @@ def image_entries(text: str, file: str) -> dict[str, ImageEntry]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
-        raise PromoteError(f"{file}: not YAML: {str(err).splitlines()[0]}") from None
+        raise PromoteError(f"{file}: not YAML: {yaml_problem(err)}") from None
     images = _value(root, "images") if isinstance(root, yaml.MappingNode) else None
     if not isinstance(images, yaml.SequenceNode):
         return {}

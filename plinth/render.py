@@ -26,7 +26,7 @@ import yaml
 
 from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
 from plinth.localenv.tools import ToolMissing, find_tool, tool_env
-from plinth.manifest_yaml import Loader
+from plinth.manifest_yaml import Loader, yaml_problem
 from plinth.tree_archive import SourceTree, TreeError, WorkTree, copy_part
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
@@ -139,8 +139,8 @@ def _parse(text: str, rel: str) -> list[dict[str, Any]]:
     try:
         return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
     except yaml.YAMLError as err:
-        raise RenderError(f"{rel}: kustomize produced unreadable YAML: {_one_line(str(err))}"
-                          ) from err
+        raise RenderError(f"{rel}: kustomize produced unreadable YAML: "
+                          f"{_one_line(yaml_problem(err))}") from err
     except RecursionError:
         raise RenderError(f"{rel}: kustomize's output nests too deeply to read") from None
 

@@ -20,6 +20,7 @@ import jinja2
 import yaml
 
 from plinth import controller_manifests
+from plinth.manifest_yaml import yaml_problem
 from plinth.repospec import AppSpec, EnvironmentSpec, RepoSpec
 from plinth.yaml_scalars import render_scalar
 
@@ -126,7 +127,8 @@ def _check_output(path: str, text: str) -> None:
         try:
             list(yaml.safe_load_all(text))
         except yaml.YAMLError as err:
-            raise ScaffoldError(f"{path}: the rendered file is not valid YAML: {err}") from err
+            raise ScaffoldError(f"{path}: the rendered file is not valid YAML: "
+                                f"{yaml_problem(err)}") from err
 
 
 def _sha(data: bytes) -> str:

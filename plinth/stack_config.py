@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
+from plinth.manifest_yaml import yaml_problem
 from plinth.repospec import IMAGE, TAG, Name, RepoSpec, Strict
 
 NAMESPACE = "plinth"
@@ -141,7 +142,7 @@ def parse_stack(text: str, source: str) -> StackConfig:
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        raise StackConfigError(f"{source}: not valid YAML: {err}") from None
+        raise StackConfigError(f"{source}: not valid YAML: {yaml_problem(err)}") from None
     config = doc.get("config") or {}
     if not isinstance(config, dict):
         raise StackConfigError(f"{source}: config: expected a mapping")

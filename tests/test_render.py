@@ -142,6 +142,9 @@ BAD_INPUTS = {
     "symlink_escape": ({"o/kustomization.yaml": kustomization("link.yaml")},
                        "o/kustomization.yaml: resources entry 'link.yaml': o/link.yaml: links to "
                        "the absolute path"),
+    "malformed_kustomization": ({"o/kustomization.yaml": "resources: [../nope\n"},
+                                "o/kustomization.yaml: not valid YAML: line 2, column 1: while "
+                                "parsing a flow sequence, did not find expected ',' or ']'"),
     "empty_kustomization": ({"o/kustomization.yaml": ""},
                             "o/kustomization.yaml: expected a mapping of kustomization fields, "
                             "got an empty file"),
@@ -227,6 +230,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(case: str, tmp_path: Path) -
     code, out, err = run("render", str(repo / "o"), "-o", str(out_file))
     assert code == 2
     assert message in err
+    assert len(err.splitlines()) == 1 or err.startswith("error: invalid objects:\n"), err
     assert "Traceback" not in err and out == ""
     assert not out_file.exists()
     assert list(tmp_path.glob(".out.yaml*")) == []

@@ -242,7 +242,9 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknow
             problems, warnings = checked.problems, checked.warnings
             skipped += len(checked.skipped)
         except UserError as err:
-            problems, warnings = [Problem(name, "(render)", err.format_message())], ()
+            # the message starts with the folder, which the FAIL line above it names already
+            message = err.format_message().removeprefix(f"{name}: ")
+            problems, warnings = [Problem(name, "(render)", message)], ()
             checked = None
         if problems:
             failed += 1
