@@ -60,6 +60,9 @@ def _hostile(ns: str) -> dict[str, tuple[dict[str, Any], str, str]]:
             {"app/kustomization.yaml": kustomization(
                 "a.yaml", "https://github.com/example/repo//base?ref=main")},
             "BuildFailed", "kustomization.yaml"),
+        "remote-base-scp-style": (  # fetched over ssh by kustomize, were it let through
+            {"app/kustomization.yaml": kustomization("a.yaml", "deploy@git.acme.test:gitops")},
+            "BuildFailed", "is a remote reference"),
         "not-yaml": (
             {"app/kustomization.yaml": listing,
              "app/bad.yaml": "kind: ConfigMap\nmetadata: {name: x\n  data: ["},
