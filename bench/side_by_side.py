@@ -55,21 +55,27 @@ def configmaps(count: int, changed: bool = False) -> list[dict[str, Any]]:
 
 
 def mix(count: int, changed: bool = False) -> list[dict[str, Any]]:
-    """A third each of Deployments, the Services in front of them and their ConfigMaps."""
+    """A third each of Deployments, the Services in front of them and their ConfigMaps.
+
+    Each use of the labels is a mapping of its own, as people write them: one dict shared by
+    several fields would be dumped as a YAML anchor and aliases, which manifests rarely hold."""
     objects: list[dict[str, Any]] = []
     for i in range(count // 3):
-        name, labels = f"web-{i:04d}", {"app": f"web-{i:04d}"}
+        name = f"web-{i:04d}"
+
+        def labels(name: str = name) -> dict[str, str]:
+            return {"app": name}
         objects.append({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": name, "labels": labels},
+                        "metadata": {"name": name, "labels": labels()},
                         "data": {"LOG_LEVEL": "debug" if changed and i == 0 else "info"}})
         objects.append({"apiVersion": "v1", "kind": "Service",
-                        "metadata": {"name": name, "labels": labels},
-                        "spec": {"selector": labels,
+                        "metadata": {"name": name, "labels": labels()},
+                        "spec": {"selector": labels(),
                                  "ports": [{"port": 80, "targetPort": 8080}]}})
         objects.append({"apiVersion": "apps/v1", "kind": "Deployment",
-                        "metadata": {"name": name, "labels": labels},
-                        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                                 "template": {"metadata": {"labels": labels}, "spec": {
+                        "metadata": {"name": name, "labels": labels()},
+                        "spec": {"replicas": 2, "selector": {"matchLabels": labels()},
+                                 "template": {"metadata": {"labels": labels()}, "spec": {
                                      "containers": [{
                                          "name": "web", "image": "registry.invalid/web:1.0.0",
                                          "ports": [{"containerPort": 8080}],
