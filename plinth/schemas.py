@@ -141,12 +141,14 @@ class SchemaSet:
         repository is input like any other file)."""
         if key not in self._crd_validators:
             try:
-                self._crd_validators[key] = jsonschema_rs.Draft7Validator(
-                    self._crd[key], validate_formats=False, offline=True)
+                self._crd_validators[key] = jsonschema_rs.Draft202012Validator(
+                    self._crd[key], validate_formats=False, offline=True,
+                    pattern_options=jsonschema_rs.RegexOptions())
             except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError,
                     ValueError) as err:
                 # the first line says what; the rest repeats the schema and the instance
                 why = (str(err).splitlines() or [type(err).__name__])[0]
+                why = why if len(why) <= 300 else f"{why[:300]}..."
                 self._crd_validators[key] = (f"the CRD schema of {key[0]} {key[1]} is not a "
                                              f"usable JSON schema: {why}")
         return self._crd_validators[key]
@@ -166,7 +168,8 @@ def _builtin_validator(kubernetes_version: str, api_version: str, kind: str
     if schema is None:
         return None
     return jsonschema_rs.Draft202012Validator(
-        schema, registry=_definitions(kubernetes_version), validate_formats=False, offline=True)
+        schema, registry=_definitions(kubernetes_version), validate_formats=False, offline=True,
+        pattern_options=jsonschema_rs.RegexOptions())
 
 
 def warm(kubernetes_version: str = KUBERNETES_VERSION) -> None:
@@ -356,12 +359,25 @@ def _path(parts: Iterable[Any]) -> str:
 
 
 def _strict(schema: dict[str, Any]) -> dict[str, Any]:
-    """As the API server prunes unknown fields of a structural schema, treat them as errors."""
+    """A CRD's OpenAPI v3 schema as the strict JSON Schema (2020-12) the API server applies.
+
+    Unknown fields, which the API server prunes, are errors. OpenAPI's own words are said in
+    JSON Schema's: `exclusiveMinimum: true` beside `minimum: 1` is `exclusiveMinimum: 1`, and
+    `nullable: true` lets null through. Patterns are Go's (RE2) syntax, as the validators'
+    RegexOptions read them: `(?i)` and `\\z` are valid there, not in ECMA's."""
     schema = copy.deepcopy(schema)
 
     def walk(node: Any) -> None:
         if not isinstance(node, dict):
             return
+        for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+            if isinstance(node.get(exclusive), bool) and node.pop(exclusive) and bound in node:
+                node[exclusive] = node.pop(bound)
+        if node.get("nullable") is True:
+            if isinstance(node.get("type"), str):
+                node["type"] = [node["type"], "null"]
+            if isinstance(node.get("enum"), list) and None not in node["enum"]:
+                node["enum"] = [*node["enum"], None]
         if (node.get("type") == "object" and "properties" in node
                 and not node.get("x-kubernetes-preserve-unknown-fields")
                 and "additionalProperties" not in node):

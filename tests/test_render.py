@@ -264,6 +264,29 @@ def test_an_api_kubernetes_no_longer_serves_fails_even_when_unknown_kinds_are_sk
     assert "Widget" not in err
 
 
+def test_a_crd_schema_is_read_in_openapi_and_go_terms_as_the_api_server_reads_it(
+        tmp_path: Path) -> None:
+    """prometheus-operator's PrometheusRule has `pattern: ^(?i)(abort|warn)?$`, Go regex syntax
+    that ECMA's does not have; OpenAPI 3.0 has `exclusiveMinimum: true` and `nullable`."""
+    crd = widget_crd({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "mode": {"type": "string", "pattern": "^(?i)(abort|warn)?$"},
+        "size": {"type": "integer", "minimum": 0, "exclusiveMinimum": True},
+        "note": {"type": "string", "nullable": True}}}}})
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget",
+              "metadata": {"name": "w", "namespace": "apps"},
+              "spec": {"mode": "ABORT", "size": 1, "note": None}}
+    repo = write_tree(tmp_path / "repo", {"o/kustomization.yaml": kustomization("crd.yaml",
+                                                                                 "w.yaml"),
+                                          "o/crd.yaml": crd, "o/w.yaml": widget})
+    assert run("render", str(repo / "o"))[0] == 0
+    write_tree(repo, {"o/w.yaml": {**widget, "spec": {"mode": "stop", "size": 0, "note": 3}}})
+    code, _, err = run("render", str(repo / "o"))
+    assert code == 2
+    assert [line.split(": ", 3)[-1] for line in err.splitlines()[1:]] == [
+        '"stop" does not match "^(?i)(abort|warn)?$"', "3 is not of types \"null\", \"string\"",
+        "0 is less than or equal to the minimum of 0"], err
+
+
 def test_every_problem_of_an_object_is_listed_in_path_order(tmp_path: Path) -> None:
     deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
               "spec": {"replicas": "two", "paused": "no", "bogus": 1, "selector": {},
