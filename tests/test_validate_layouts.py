@@ -156,6 +156,8 @@ def test_components_and_their_patches_only_count_inside_what_uses_them(tmp_path:
     assert roots == ["kubernetes-manifests", "kustomize/base", "kustomize/prod"]
     code, out, _ = run("validate", str(repo))
     assert code == 0 and "3 of 3 valid" in out, out
+    assert "not validated: 1 manifest at the root of the repository, which is no entry point " \
+        "(skaffold.yaml)" in " ".join(out.split()), out
 
 
 def test_a_folder_inside_a_repository_is_validated_with_its_own_manifests(

@@ -208,6 +208,18 @@ def find_roots(repo: Path) -> list[Path]:
     return sorted([*roots, *plain])
 
 
+def root_manifests_left_out(repo: Path) -> list[Path]:
+    """The manifests directly in `repo` that no entry point covers: those at the root of a
+    repository without a kustomization there (see find_roots), said rather than passed over."""
+    from plinth.kustomize_refs import kustomization_file
+    from plinth.render import repository_root
+
+    repo = repo.resolve()
+    if kustomization_file(repo) or repository_root(repo) != repo:
+        return []
+    return _manifests(repo)
+
+
 @click.command()
 @click.argument("repo", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @allow_remote_option
@@ -231,8 +243,14 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknow
     from plinth.schemas import Problem
 
     roots = find_roots(repo)
+    left_out = root_manifests_left_out(repo)
+    note = (f"not validated: {len(left_out)} manifest{'s' * (len(left_out) != 1)} at the root "
+            f"of the repository, which is no entry point ({', '.join(m.name for m in left_out[:5])}"
+            f"{', ...' if len(left_out) > 5 else ''}); `plinth render {repo}` renders it all"
+            ) if left_out else ""
     if not roots:
-        raise UserError(f"{repo}: no kustomization and no folder of Kubernetes manifests")
+        raise UserError(f"{repo}: no kustomization and no folder of Kubernetes manifests"
+                        + (f"; {note}" if note else ""))
     failed, skipped = 0, 0
     base = repo.resolve()
     for root in roots:
@@ -260,5 +278,7 @@ def validate(repo: Path, allow_remote: bool, crds: tuple[Path, ...], skip_unknow
     summary = f"{len(roots) - failed} of {len(roots)} valid"
     output.console.print(summary + (f"; {skipped} objects of unknown kinds skipped"
                                     if skipped else ""))
+    if note:
+        output.console.print(f"[yellow]note:[/] {escape(note)}")
     if failed:
         raise SystemExit(1)
