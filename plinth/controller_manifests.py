@@ -7,6 +7,7 @@ bootstrap. Every object is annotated so that the controller never prunes itself.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
@@ -41,7 +42,7 @@ def manifests(image: str, pull_secret: str | None = None, role_arn: str | None =
     """In apply order. The controller applies whatever its Kustomizations hold, so it is bound
     to cluster-admin, as Flux's kustomize-controller is."""
     with_crds = []
-    for crd in load_crds():
+    for crd in map(copy.deepcopy, load_crds()):  # the parsed CRDs are shared
         crd["metadata"].setdefault("annotations", {}).update(_KEEP)
         with_crds.append(crd)
     return [

@@ -68,10 +68,21 @@ def plinth_crd_files() -> list[Traversable]:
 
 
 def load_crds(paths: Iterable[Path] = ()) -> list[dict[str, Any]]:
-    """The Plinth CRDs, plus CRDs from `paths` (files or folders of YAML)."""
-    files = plinth_crd_files()
+    """The Plinth CRDs, plus CRDs from `paths` (files or folders of YAML). The Plinth CRDs are
+    parsed once per process (`plinth render` parses them while kustomize runs) and shared:
+    change a copy of one, never the one given."""
+    files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.y*ml")) if path.is_dir() else [path])
+    return [*_plinth_crds(), *_crds_in(files)]
+
+
+@functools.cache
+def _plinth_crds() -> tuple[dict[str, Any], ...]:
+    return tuple(_crds_in(plinth_crd_files()))
+
+
+def _crds_in(files: Iterable[Path | Traversable]) -> list[dict[str, Any]]:
     crds = []
     for file in files:
         for doc in yaml.load_all(file.read_text(), Loader=Loader):
@@ -112,7 +123,7 @@ class SchemaSet:
             schema = _mapping(version.get("schema")).get("openAPIV3Schema")
             if isinstance(version.get("name"), str) and isinstance(schema, dict):
                 key = (f"{group}/{version['name']}", kind)
-                self._crd[key] = _strict(schema)
+                self._crd[key] = schema  # made strict when an object of it is validated
                 self._crd_validators.pop(key, None)
 
     def validate(self, obj: dict[str, Any], where: str) -> list[Problem]:
@@ -142,7 +153,7 @@ class SchemaSet:
         if key not in self._crd_validators:
             try:
                 self._crd_validators[key] = jsonschema_rs.Draft202012Validator(
-                    self._crd[key], validate_formats=False, offline=True,
+                    _strict(self._crd[key]), validate_formats=False, offline=True,
                     pattern_options=jsonschema_rs.RegexOptions())
             except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError,
                     ValueError) as err:
@@ -173,10 +184,12 @@ def _builtin_validator(kubernetes_version: str, api_version: str, kind: str
 
 
 def warm(kubernetes_version: str = KUBERNETES_VERSION) -> None:
-    """Parse the shared definitions now: `plinth render` calls it on another thread while
-    kustomize runs. A missing package is said by the validation that follows, not here."""
+    """Parse the shared definitions and the Plinth CRDs now: `plinth render` calls it on
+    another thread while kustomize runs. A missing package is said by the validation that
+    follows, not here."""
     try:
         _definitions(kubernetes_version)
+        _plinth_crds()
     except SchemasNotInstalled:
         pass
 
