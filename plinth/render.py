@@ -264,6 +264,8 @@ def _failure(returncode: int, stderr: str, tree: Path, limit: int) -> str:
         if any(words in stderr for words in _GO_MEMORY):
             return (f"kustomize ran out of memory (its limit is "
                     f"{limit >> 20} MiB) and crashed: {reason}")
+        if reason.startswith("SIG"):  # an allocation refused by the limit can fault like this
+            return f"kustomize crashed: {reason}, within its memory limit of {limit >> 20} MiB"
         return f"kustomize crashed: {reason}"
     return f"kustomize: {_one_line(stderr.replace(str(tree) + '/', '').replace(str(tree), '.'))}"
 

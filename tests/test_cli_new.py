@@ -7,6 +7,7 @@ import git
 import pytest
 from click.testing import CliRunner
 
+from plinth import schemas
 from plinth.cli import cli
 from plinth.schemas import SchemasNotInstalled
 
@@ -79,6 +80,7 @@ def test_an_install_without_the_crds_is_a_clear_error(tmp_path: Path,
         raise SchemasNotInstalled("no Plinth CRDs in /nowhere: is plinth installed without its "
                                "package data (sync_controller/crds/*.yaml)?")
     monkeypatch.setattr("plinth.schemas.plinth_crd_files", missing)
+    schemas._plinth_crds.cache_clear()  # parsed by an earlier test of this process
     code, _, err = new(tmp_path / "g")
     assert code == 2 and "no Plinth CRDs" in err and "Traceback" not in err
     assert not (tmp_path / "g").exists()
