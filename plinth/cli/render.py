@@ -182,7 +182,6 @@ def find_roots(repo: Path) -> list[Path]:
     root of a repository holds the files of tools (skaffold.yaml), not objects; a folder
     inside a git work tree named as `repo` is one of manifests like the rest."""
     from plinth.kustomize_refs import SourceError, check_tree, kustomization_file
-    from plinth.render import repository_root
     from plinth.tree_archive import TreeError, WorkTree
 
     repo = repo.resolve()
@@ -198,7 +197,7 @@ def find_roots(repo: Path) -> list[Path]:
         reached.update(repo / f for f in walk.files)
     roots = [d for d in kustomized if not _is_component(d)]
     plain: list[Path] = []
-    candidates = dirs if repository_root(repo) != repo else [d for d in dirs if d != repo]
+    candidates = [d for d in dirs if d != repo] if _is_repository_root(repo) else dirs
     for directory in candidates:
         if kustomization_file(directory) or any(
                 p in directory.parents for p in [*plain, *kustomized]):
@@ -212,12 +211,20 @@ def root_manifests_left_out(repo: Path) -> list[Path]:
     """The manifests directly in `repo` that no entry point covers: those at the root of a
     repository without a kustomization there (see find_roots), said rather than passed over."""
     from plinth.kustomize_refs import kustomization_file
-    from plinth.render import repository_root
 
     repo = repo.resolve()
-    if kustomization_file(repo) or repository_root(repo) != repo:
+    if kustomization_file(repo) or not _is_repository_root(repo):
         return []
     return _manifests(repo)
+
+
+def _is_repository_root(folder: Path) -> bool:
+    """Whether `folder` (resolved) is a repository's root, which holds the files of tools
+    (skaffold.yaml), not objects: no folder of plain manifests to validate. A folder outside
+    any git work tree counts as one."""
+    from plinth.render import repository_root
+
+    return repository_root(folder) == folder
 
 
 @click.command()
