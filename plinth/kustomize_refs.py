@@ -29,7 +29,6 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 _REMOTE = re.compile(r"^(?:git::)?(?:[a-z][a-z0-9+.-]*://|[a-z][a-z0-9-]*@|github\.com[/:])",
                      re.IGNORECASE)
 MAX_FILE_BYTES = 8 * 1024 * 1024
-_YAML_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 # kustomize holds about 2 KB per node it builds (measured: 9**6 alias copies took it to 1.2 GB
 # in 11 s), so aliases may add at most this many nodes to a file, about 200 MB in kustomize.
@@ -42,6 +41,8 @@ MAX_NESTING = 200
 _DEEP_LINE = re.compile(r"^[ \t-]{%d,}" % MAX_NESTING, re.MULTILINE)  # block nesting indents
 # Files these fields name are data for generators (any bytes); every other field names YAML.
 _DATA_FIELDS = ("configMapGenerator", "secretGenerator")
+# How a kustomization that is not a mapping is named in the error.
+_YAML_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 class SourceError(Exception):
